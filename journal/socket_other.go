@@ -1,0 +1,17 @@
+//go:build !linux
+
+package journal
+
+import "time"
+
+// journald exists only on Linux: elsewhere every send reports ErrNoSocket,
+// so that callers fall back as they would on a Linux without journald.
+type socket struct{ path string }
+
+func openSocket(path string, _ time.Duration) (*socket, error) { return &socket{path: path}, nil }
+
+func (s *socket) send([]byte) (bool, error) {
+	return false, &sendError{kind: ErrNoSocket, path: s.path}
+}
+
+func (s *socket) close() error { return nil }
