@@ -51,7 +51,7 @@ func checkEntry(message string, priority Priority, ident []byte, fields []Field)
 	// journald counts name=value bytes, one separator per field, the
 	// _TRANSPORT field and a trailer; our framing (binary lengths) is a
 	// little larger than that, so the bound errs on the safe side.
-	if n+1 > maxFieldCount || size+transportFieldLen+n+2 > maxEntrySize {
+	if n > maxFieldCount || size+transportFieldLen+n+2 > maxEntrySize {
 		return 0, false, ErrTooLarge
 	}
 	return size, hasIdent, nil

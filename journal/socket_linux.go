@@ -146,11 +146,8 @@ func openEntryFile() (int, error) {
 	}
 	// No memfd (a kernel before 3.17, or a seccomp filter): /dev/shm is
 	// a tmpfs from early boot on, and journald accepts a file passed from
-	// directly under it. O_TMPFILE makes a file that never has a name.
-	fd, err = unix.Open("/dev/shm", unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
-	if err == nil {
-		return fd, nil
-	}
+	// directly under it. Not O_TMPFILE: its flags stay on the descriptor,
+	// and journald 256 and later refuse a descriptor with unexpected flags.
 	f, err := os.CreateTemp("/dev/shm", "journal-entry-")
 	if err != nil {
 		return -1, err
