@@ -12,7 +12,21 @@ const (
 	maxDataSize   = 768 << 20 // one field, name=value
 	maxEntrySize  = 770 << 20 // all fields with their separators
 	maxFieldCount = 1024
+
+	// journald 257 and later take at most this much from a sender that is
+	// not root, unless it is systemd-coredump. An older journald takes
+	// more, but the sender cannot know which it talks to.
+	maxUnprivilegedEntrySize = 32 << 20
 )
+
+// entrySizeLimit is the largest entry journald takes from a process with
+// effective user ID euid.
+func entrySizeLimit(euid int) int {
+	if euid == 0 {
+		return maxEntrySize
+	}
+	return maxUnprivilegedEntrySize
+}
 
 // transportFieldLen is what journald adds to every native entry
 // ("_TRANSPORT=journal") before it checks maxEntrySize.
@@ -22,7 +36,8 @@ const transportFieldLen = len("_TRANSPORT=journal")
 // encoded, so that an invalid entry is refused whole. It returns an upper
 // bound of the encoded size, to size the buffer once, and whether fields
 // carries its own SYSLOG_IDENTIFIER.
-func checkEntry(message string, priority Priority, ident []byte, fields []Field) (size int, hasIdent bool, err error) {
+// limit is the entry size journald accepts from this process.
+func checkEntry(message string, priority Priority, ident []byte, fields []Field, limit int) (size int, hasIdent bool, err error) {
 	if !priority.valid() {
 		return 0, false, ErrInvalidPriority
 	}
@@ -51,7 +66,7 @@ func checkEntry(message string, priority Priority, ident []byte, fields []Field)
 	// journald counts name=value bytes, one separator per field, the
 	// _TRANSPORT field and a trailer; our framing (binary lengths) is a
 	// little larger than that, so the bound errs on the safe side.
-	if n > maxFieldCount || size+transportFieldLen+n+2 > maxEntrySize {
+	if n > maxFieldCount || size+transportFieldLen+n+2 > limit {
 		return 0, false, ErrTooLarge
 	}
 	return size, hasIdent, nil

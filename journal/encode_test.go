@@ -54,7 +54,7 @@ func TestAppendEntry(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			size, _, err := checkEntry(tt.message, tt.pri, tt.ident, tt.fields)
+			size, _, err := checkEntry(tt.message, tt.pri, tt.ident, tt.fields, maxEntrySize)
 			if err != nil {
 				t.Fatalf("checkEntry: %v", err)
 			}
@@ -100,7 +100,7 @@ func TestCheckEntry(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, hasIdent, err := checkEntry("m", tt.pri, ident, tt.fields)
+			_, hasIdent, err := checkEntry("m", tt.pri, ident, tt.fields, maxEntrySize)
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
 				t.Fatalf("checkEntry error = %v, want %v", err, tt.wantErr)
 			}
@@ -118,11 +118,26 @@ func TestCheckEntrySizeLimits(t *testing.T) {
 		t.Skip("allocates 768 MiB")
 	}
 	big := make([]byte, maxDataSize-len("BIG=")+1)
-	_, _, err := checkEntry("m", PriInfo, nil, []Field{{Name: "BIG", Value: big}})
+	_, _, err := checkEntry("m", PriInfo, nil, []Field{{Name: "BIG", Value: big}}, maxEntrySize)
 	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), `"BIG"`) {
 		t.Fatalf("field one byte over DATA_SIZE_MAX: error = %v, want ErrTooLarge naming BIG", err)
 	}
-	if _, _, err := checkEntry("m", PriInfo, nil, []Field{{Name: "BIG", Value: big[:len(big)-1]}}); err != nil {
+	if _, _, err := checkEntry("m", PriInfo, nil, []Field{{Name: "BIG", Value: big[:len(big)-1]}}, maxEntrySize); err != nil {
 		t.Fatalf("field at DATA_SIZE_MAX: %v", err)
+	}
+}
+
+func TestEntrySizeLimit(t *testing.T) {
+	value := make([]byte, maxUnprivilegedEntrySize)
+	fields := []Field{{Name: "BIG", Value: value}}
+	if _, _, err := checkEntry("m", PriInfo, nil, fields, entrySizeLimit(1000)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("32 MiB from an unprivileged sender: %v, want ErrTooLarge", err)
+	}
+	if _, _, err := checkEntry("m", PriInfo, nil, fields, entrySizeLimit(0)); err != nil {
+		t.Errorf("32 MiB from root: %v", err)
+	}
+	fields[0].Value = value[:maxUnprivilegedEntrySize-1024]
+	if _, _, err := checkEntry("m", PriInfo, nil, fields, entrySizeLimit(1000)); err != nil {
+		t.Errorf("just under 32 MiB from an unprivileged sender: %v", err)
 	}
 }

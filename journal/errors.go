@@ -49,8 +49,9 @@ var (
 	ErrTimeout = errors.New("journal: send timed out")
 
 	// ErrTooLarge: the entry is larger than journald accepts (a field over
-	// 768 MiB, an entry over 770 MiB or more than 1024 fields), or the
-	// memfd for it could not be written. Nothing was sent.
+	// 768 MiB, an entry over 770 MiB, or 32 MiB when the process is not
+	// root, or more than 1024 fields), or the memfd for it could not be
+	// written. Nothing was sent: journald would have dropped it silently.
 	ErrTooLarge = errors.New("journal: entry too large")
 
 	// ErrClosed: the Writer was closed.

@@ -20,7 +20,7 @@ func FuzzEncodeParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, message, name string, value []byte, pri uint8) {
 		ident := appendStringField(nil, "SYSLOG_IDENTIFIER", "fuzz")
 		fields := []Field{{Name: name, Value: value}, StringField("AFTER", "x")}
-		_, _, err := checkEntry(message, Priority(pri), ident, fields)
+		_, _, err := checkEntry(message, Priority(pri), ident, fields, maxEntrySize)
 		validName := ValidFieldName(name) && name != "MESSAGE" && name != "PRIORITY"
 		if err != nil {
 			if validName && pri <= 7 {

@@ -67,6 +67,7 @@ type Writer struct {
 	path    string
 	ident   []byte // pre-encoded SYSLOG_IDENTIFIER field; nil for none
 	timeout time.Duration
+	limit   int // largest entry journald takes from this process
 
 	// mu guards sock against Close: Send holds it for reading across the
 	// system call, so the descriptor cannot be closed and reused under it.
@@ -81,7 +82,7 @@ type Writer struct {
 // not check that journald is there: that is Send's outcome, and an absent
 // journald is an ordinary condition (see ErrUnavailable).
 func NewWriter(opts WriterOptions) (*Writer, error) {
-	w := &Writer{path: opts.SocketPath, timeout: opts.SendTimeout}
+	w := &Writer{path: opts.SocketPath, timeout: opts.SendTimeout, limit: entrySizeLimit(os.Geteuid())}
 	if w.path == "" {
 		w.path = DefaultSocketPath
 	}
@@ -115,7 +116,7 @@ func (w *Writer) SocketPath() string { return w.path }
 // ErrTimeout or ErrClosed with errors.Is. Either way the outcome is counted
 // in Stats.
 func (w *Writer) Send(message string, priority Priority, fields ...Field) error {
-	size, hasIdent, err := checkEntry(message, priority, w.ident, fields)
+	size, hasIdent, err := checkEntry(message, priority, w.ident, fields, w.limit)
 	if err != nil {
 		w.stats.fail(err)
 		return err
