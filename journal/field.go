@@ -2,7 +2,8 @@ package journal
 
 // Field is one field of a journal entry. An entry's fields are a list, not
 // a map: their order is kept and a name may repeat, as the protocol allows
-// (journalctl -o json shows a repeated field as an array of its values).
+// (journalctl -o json shows a repeated field as an array of its values;
+// journald stores the same NAME=value pair only once per entry).
 //
 // Value is sent byte for byte. It may hold newlines, NUL bytes and invalid
 // UTF-8; an empty value is a valid value.

@@ -22,12 +22,13 @@ const sendBufferSize = 8 << 20
 type socket struct {
 	fd      int
 	path    string
+	timeout time.Duration // SO_SNDTIMEO; <= 0 for none
 	addr    unix.RawSockaddrUnix
 	addrLen uint32
 }
 
 func openSocket(path string, timeout time.Duration) (*socket, error) {
-	s := &socket{path: path}
+	s := &socket{path: path, timeout: timeout}
 	if len(path) >= len(s.addr.Path) {
 		return nil, errors.New("journal: socket path too long: " + quote(path))
 	}
@@ -93,15 +94,38 @@ func (s *socket) sendto(data []byte) unix.Errno {
 	if len(data) > 0 {
 		p = unsafe.Pointer(&data[0])
 	}
+	var r retry
 	for {
 		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(p), uintptr(len(data)),
 			unix.MSG_NOSIGNAL, uintptr(unsafe.Pointer(&s.addr)), uintptr(s.addrLen))
-		// A signal interrupts a send that waits under SO_SNDTIMEO even
-		// with SA_RESTART; the entry was not sent, so send it again.
-		if errno != unix.EINTR {
+		if !r.again(errno, s.timeout) {
 			return errno
 		}
 	}
+}
+
+// retry decides whether to repeat a send that a signal interrupted. A
+// signal interrupts a send waiting under SO_SNDTIMEO even with SA_RESTART,
+// and the entry was not sent, so it is sent again; but each attempt waits
+// a full timeout anew, so a steady stream of signals (SIGCHLD, SIGPROF)
+// would stretch the wait without end. From the first interruption on,
+// attempts are made only until one more timeout has passed: a send then
+// waits less than twice the timeout in all, and the fast path reads no
+// clock.
+type retry struct{ deadline time.Time }
+
+func (r *retry) again(errno unix.Errno, timeout time.Duration) bool {
+	if errno != unix.EINTR {
+		return false
+	}
+	if timeout <= 0 {
+		return true
+	}
+	if r.deadline.IsZero() {
+		r.deadline = time.Now().Add(timeout)
+		return true
+	}
+	return time.Now().Before(r.deadline)
 }
 
 // sendFile writes data to a sealed memfd, or failing that an unlinked file
@@ -124,16 +148,16 @@ func (s *socket) sendFile(data []byte) error {
 
 	rights := unix.UnixRights(fd)
 	to := &unix.SockaddrUnix{Name: s.path}
+	var r retry
 	for {
 		err = unix.Sendmsg(s.fd, nil, rights, to, unix.MSG_NOSIGNAL)
-		if err != unix.EINTR {
-			break
+		if errno := errnoOf(err); !r.again(errno, s.timeout) {
+			if err != nil {
+				return s.error(errno)
+			}
+			return nil
 		}
 	}
-	if err != nil {
-		return s.error(errnoOf(err))
-	}
-	return nil
 }
 
 // memfdCreate is replaced in tests to take the /dev/shm path.
@@ -183,7 +207,9 @@ func (s *socket) error(errno unix.Errno) error {
 		kind = ErrNotListening
 	case unix.EACCES, unix.EPERM:
 		kind = ErrPermission
-	case unix.EAGAIN:
+	case unix.EAGAIN, unix.EINTR:
+		// EINTR is returned only once retry has given up: the wait has
+		// taken the whole timeout, between interruptions.
 		kind = ErrTimeout
 	}
 	return &sendError{kind: kind, errno: errno, path: s.path}

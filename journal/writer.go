@@ -25,7 +25,8 @@ type WriterOptions struct {
 	SocketPath string
 
 	// SendTimeout bounds how long Send waits while journald's socket queue
-	// is full; after it, Send returns ErrTimeout. Zero means
+	// is full; after it, Send returns ErrTimeout. Signals that interrupt
+	// the wait can stretch it, to less than twice SendTimeout. Zero means
 	// DefaultSendTimeout; a negative value waits as long as it takes, as
 	// libsystemd's sd_journal_send does.
 	SendTimeout time.Duration
