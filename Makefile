@@ -1,0 +1,52 @@
+# make deps   install what the targets below need (Debian 12, as root)
+# make test   vet, unit tests, then the integration tier against a real
+#             systemd-journald in a private namespace (root)
+# make demo   run examples/journal-writer against a private journald and
+#             show its entries as journalctl does
+# make bench  the benchmarks of the bench module, in a private namespace
+# make fuzz   every Fuzz target of ./journal and ./internal/journaltest,
+#             FUZZTIME (20s) each
+#
+# Nothing here touches the host's journal: every journald runs in the
+# private mount and PID namespace of scripts/private-ns.sh.
+
+GO ?= go
+export GO
+FUZZTIME ?= 20s
+export FUZZTIME
+
+PRIVATE_NS := scripts/private-ns.sh
+DEMO_BIN := bin/journal-writer
+# The SYSLOG_IDENTIFIER examples/journal-writer sends with.
+DEMO_IDENT := journal-writer-example
+
+.PHONY: deps test integration demo bench fuzz
+
+deps:
+	scripts/deps.sh
+
+test: deps
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./integration/...
+	$(GO) test -race -count=1 ./...
+	# Allocation counts are checked without -race, under which sync.Pool
+	# drops buffers on purpose.
+	$(GO) test -count=1 -run 'Alloc' ./...
+	$(PRIVATE_NS) $(GO) test -race -tags integration -count=1 ./integration/...
+
+# The integration tier alone.
+integration: deps
+	$(PRIVATE_NS) $(GO) test -race -tags integration -count=1 ./integration/...
+
+# journalctl --sync returns once journald has stored every entry sent
+# before it, so the listing is complete.
+demo: deps
+	$(GO) build -o $(DEMO_BIN) ./examples/journal-writer
+	$(PRIVATE_NS) --journald sh -c '$(DEMO_BIN) && journalctl --sync && \
+		journalctl -o json-pretty --all --no-pager -t $(DEMO_IDENT)'
+
+bench: deps
+	$(PRIVATE_NS) sh -c 'cd bench && $(GO) test -run XXX -bench . -benchmem -count 6'
+
+fuzz:
+	scripts/fuzz.sh ./journal ./internal/journaltest
