@@ -1,6 +1,8 @@
 package journal
 
 import (
+	"context"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -93,5 +95,68 @@ func BenchmarkAppendEntry(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = appendEntry(buf[:0], benchMessage, PriErr, ident, benchFields)
+	}
+}
+
+var benchTrace = string(benchFields[4].Value)
+
+// The benchmark workload through slog: five attributes, one a trace.
+func logBench(ctx context.Context, l *slog.Logger) {
+	l.LogAttrs(ctx, slog.LevelError, benchMessage,
+		slog.String("request_id", "7f3c9a2e-5b1d-4c8e-9f0a-1b2c3d4e5f60"),
+		slog.Int("user_id", 42),
+		slog.Int("http_status", 502),
+		slog.Duration("duration", 1234*time.Millisecond),
+		slog.String("trace", benchTrace),
+	)
+}
+
+func TestHandlerAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race; make test runs this test without it")
+	}
+	w := newTestWriter(t, sink(t), WriterOptions{})
+	l := slog.New(NewHandler(w, nil))
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		log  func()
+	}{
+		{"LogAttrs with 5 attributes", func() { logBench(ctx, l) }},
+		{"Info with 5 key-value pairs", func() {
+			l.Info(benchMessage, "request_id", "7f3c9a2e", "user_id", 42, "ok", true, "http_status", 502, "duration", time.Second)
+		}},
+		{"WithAttrs logger", func() { l.With("app", "shop").Info("m") }},
+		{"disabled Debug", func() { l.Debug(benchMessage, "user_id", 42, "request_id", "x") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "WithAttrs logger" {
+				// With formats its attributes once, and that allocates;
+				// what must not allocate is each record after it.
+				l2 := l.With("app", "shop")
+				tt.log = func() { l2.Info("m", "user_id", 42) }
+			}
+			if allocs := testing.AllocsPerRun(200, tt.log); allocs != 0 {
+				t.Errorf("%.1f allocations per record, want 0", allocs)
+			}
+		})
+	}
+	if st := w.Stats(); st.Errors.Total() != 0 {
+		t.Errorf("Stats = %+v", st)
+	}
+}
+
+func BenchmarkHandler(b *testing.B) {
+	w, err := NewWriter(WriterOptions{SocketPath: sink(b), Identifier: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	l := slog.New(NewHandler(w, nil))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		logBench(ctx, l)
 	}
 }

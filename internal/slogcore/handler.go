@@ -1,0 +1,281 @@
+package slogcore
+
+import (
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// Options are the options both handlers share; their HandlerOptions
+// document them for users.
+type Options struct {
+	Level       slog.Leveler
+	AddSource   bool
+	ReplaceAttr func(groups []string, a slog.Attr) slog.Attr
+	StackLevel  slog.Leveler // nil: no stack is captured for records
+}
+
+// Format is how one handler writes attributes. The walk over a record's
+// attributes calls it once per leaf attribute, with the prefix that the
+// enclosing groups make.
+type Format interface {
+	// AppendAttr appends the attribute key, under prefix, with value v
+	// (resolved, not a group).
+	AppendAttr(dst, prefix []byte, key string, v slog.Value) []byte
+	// AppendGroup appends to prefix what the group name adds to it.
+	AppendGroup(prefix []byte, name string) []byte
+}
+
+// Handler is the state both handlers share: options, the attributes
+// formatted by WithAttrs, and the groups opened by WithGroup. Its methods
+// return new Handlers; a Handler is never changed once made, so it is safe
+// for concurrent use.
+type Handler struct {
+	opts   *Options
+	format Format
+	attrs  []byte   // WithAttrs' attributes, formatted
+	nattrs int      // how many attributes attrs holds
+	trace  []byte   // the traceback of an error among them
+	prefix []byte   // the open groups, formatted
+	groups []string // the open groups' names, for ReplaceAttr
+}
+
+// New returns a Handler for opts, writing with f.
+func New(opts Options, f Format) *Handler {
+	return &Handler{opts: &opts, format: f}
+}
+
+// Options returns the options the Handler was made with.
+func (h *Handler) Options() *Options { return h.opts }
+
+// Enabled reports whether records at level l are handled: at or above
+// Options.Level, Info when that is nil.
+func (h *Handler) Enabled(l slog.Level) bool {
+	min := slog.LevelInfo
+	if h.opts.Level != nil {
+		min = h.opts.Level.Level()
+	}
+	return l >= min
+}
+
+// WithAttrs returns a Handler whose records carry attrs, formatted now,
+// once, rather than for every record. No attributes: h itself.
+func (h *Handler) WithAttrs(attrs []slog.Attr) *Handler {
+	if len(attrs) == 0 {
+		return h
+	}
+	h2 := *h
+	s := getState()
+	s.prefix = append(s.prefix[:0], h.prefix...)
+	s.buf = append(s.buf[:0], h.attrs...)
+	s.trace = append(s.trace[:0], h.trace...)
+	s.n = h.nattrs
+	for _, a := range attrs {
+		s.buf = h.appendAttr(s, s.buf, s.prefix, h.groups, a)
+	}
+	h2.attrs = append([]byte(nil), s.buf...)
+	h2.nattrs = s.n
+	h2.trace = append([]byte(nil), s.trace...)
+	putState(s)
+	return &h2
+}
+
+// WithGroup returns a Handler whose later attributes are in group name.
+// An empty name: h itself. A group that gets no attributes leaves no
+// trace in the output.
+func (h *Handler) WithGroup(name string) *Handler {
+	if name == "" {
+		return h
+	}
+	h2 := *h
+	h2.prefix = h.format.AppendGroup(append([]byte(nil), h.prefix...), name)
+	h2.groups = append(h.groups[:len(h.groups):len(h.groups)], name)
+	return &h2
+}
+
+// Record is what a handler writes of one record: its built-in parts after
+// ReplaceAttr, and its attributes formatted.
+type Record struct {
+	Message   string
+	HasMsg    bool // false when ReplaceAttr removed the message
+	Level     slog.Level
+	HasLevel  bool
+	Time      time.Time // zero when the handler does not want it or it is absent
+	Source    *slog.Source
+	Attrs     []byte // WithAttrs' attributes then the record's, formatted
+	NumAttrs  int    // how many attributes Attrs holds
+	Traceback []byte // tracebacks found or captured, nil for none
+
+	s *state
+}
+
+// Begin prepares r for writing. wantTime says whether the handler writes
+// the time at all, so that ReplaceAttr is not asked about a time that is
+// not written. The caller must call End when it is done with the result.
+func (h *Handler) Begin(r slog.Record, wantTime bool) *Record {
+	s := getState()
+	rec := &s.rec
+	*rec = Record{Message: r.Message, HasMsg: true, Level: r.Level, HasLevel: true, s: s}
+	if wantTime && !r.Time.IsZero() {
+		rec.Time = r.Time
+	}
+	if h.opts.AddSource && r.PC != 0 {
+		rec.Source = h.source(s, r.PC)
+	}
+	if rep := h.opts.ReplaceAttr; rep != nil {
+		h.replaceBuiltins(rec, rep)
+	}
+
+	s.buf = append(s.buf[:0], h.attrs...)
+	s.trace = append(s.trace[:0], h.trace...)
+	s.n = h.nattrs
+	if r.NumAttrs() > 0 {
+		s.prefix = append(s.prefix[:0], h.prefix...)
+		r.Attrs(func(a slog.Attr) bool {
+			s.buf = h.appendAttr(s, s.buf, s.prefix, h.groups, a)
+			return true
+		})
+	}
+	if h.opts.StackLevel != nil && r.Level >= h.opts.StackLevel.Level() {
+		s.trace = appendRecordStack(s.trace, r.PC)
+	}
+	rec.Attrs = s.buf
+	rec.NumAttrs = s.n
+	if len(s.trace) > 0 {
+		rec.Traceback = s.trace
+	}
+	return rec
+}
+
+// End returns the record's buffers for reuse.
+func (rec *Record) End() { putState(rec.s) }
+
+func (h *Handler) replaceBuiltins(rec *Record, rep func([]string, slog.Attr) slog.Attr) {
+	if a := rep(nil, slog.String(slog.MessageKey, rec.Message)); isEmpty(a) {
+		rec.HasMsg = false
+	} else {
+		rec.Message = a.Value.Resolve().String()
+	}
+	if a := rep(nil, slog.Any(slog.LevelKey, rec.Level)); isEmpty(a) {
+		rec.HasLevel = false
+	} else if l, ok := a.Value.Resolve().Any().(slog.Level); ok {
+		rec.Level = l
+	}
+	if !rec.Time.IsZero() {
+		a := rep(nil, slog.Time(slog.TimeKey, rec.Time))
+		rec.Time = time.Time{}
+		if v := a.Value.Resolve(); !isEmpty(a) && v.Kind() == slog.KindTime {
+			rec.Time = v.Time()
+		}
+	}
+	if rec.Source != nil {
+		a := rep(nil, slog.Any(slog.SourceKey, rec.Source))
+		src, _ := a.Value.Resolve().Any().(*slog.Source)
+		rec.Source = src
+	}
+}
+
+// source finds the file, line and function of pc.
+func (h *Handler) source(s *state, pc uintptr) *slog.Source {
+	s.pcs[0] = pc
+	f, _ := runtime.CallersFrames(s.pcs[:]).Next()
+	s.src = slog.Source{Function: f.Function, File: f.File, Line: f.Line}
+	return &s.src
+}
+
+// appendAttr formats a (a group's attributes, recursively) under prefix.
+// prefix may be appended to: what lies past its length is scratch space.
+func (h *Handler) appendAttr(s *state, dst, prefix []byte, groups []string, a slog.Attr) []byte {
+	a.Value = a.Value.Resolve()
+	if rep := h.opts.ReplaceAttr; rep != nil && a.Value.Kind() != slog.KindGroup {
+		a = rep(groups, a)
+		a.Value = a.Value.Resolve()
+	}
+	if isEmpty(a) {
+		return dst
+	}
+	if a.Value.Kind() == slog.KindGroup {
+		attrs := a.Value.Group()
+		if len(attrs) == 0 {
+			return dst
+		}
+		if a.Key != "" {
+			prefix = h.format.AppendGroup(prefix, a.Key)
+			if h.opts.ReplaceAttr != nil {
+				groups = append(groups[:len(groups):len(groups)], a.Key)
+			}
+		}
+		for _, ga := range attrs {
+			dst = h.appendAttr(s, dst, prefix, groups, ga)
+		}
+		return dst
+	}
+	// Any boxes the value, and so allocates, for every other kind.
+	if a.Value.Kind() == slog.KindAny {
+		if err, ok := a.Value.Any().(error); ok {
+			if st := FindStack(err); st != nil {
+				s.trace = appendTraceback(s.trace, st.Stack())
+			}
+		}
+	}
+	s.n++
+	return h.format.AppendAttr(dst, prefix, a.Key, a.Value)
+}
+
+// appendTraceback adds one more stack to a record's traceback; several are
+// separated by an empty line, all in the one field.
+func appendTraceback(dst, stack []byte) []byte {
+	if len(dst) > 0 {
+		if dst[len(dst)-1] != '\n' {
+			dst = append(dst, '\n')
+		}
+		dst = append(dst, '\n')
+	}
+	return append(dst, stack...)
+}
+
+// appendRecordStack captures the stack of the code that logged: the frames
+// of slog and of the handlers above the logging call (pc) are left out.
+func appendRecordStack(dst []byte, pc uintptr) []byte {
+	pcs := Callers(1)
+	for i, p := range pcs {
+		if p == pc {
+			pcs = pcs[i:]
+			break
+		}
+	}
+	return appendTraceback(dst, AppendStack(nil, pcs))
+}
+
+// isEmpty reports whether a is the zero Attr, which slog handlers drop.
+func isEmpty(a slog.Attr) bool {
+	return a.Key == "" && a.Value.Kind() == slog.KindAny && a.Value.Any() == nil
+}
+
+// state is one record's scratch space, pooled.
+type state struct {
+	buf, prefix, trace []byte
+	n                  int // attributes in buf
+	rec                Record
+	src                slog.Source
+	pcs                [1]uintptr
+}
+
+// Buffers that grew past maxPooled (a huge record) are left to the garbage
+// collector rather than kept alive.
+const maxPooled = 64 << 10
+
+var statePool = sync.Pool{New: func() any {
+	return &state{buf: make([]byte, 0, 1024), prefix: make([]byte, 0, 64)}
+}}
+
+func getState() *state { return statePool.Get().(*state) }
+
+func putState(s *state) {
+	if cap(s.buf) > maxPooled || cap(s.trace) > maxPooled {
+		return
+	}
+	s.rec = Record{}
+	statePool.Put(s)
+}

@@ -1,0 +1,113 @@
+package slogcore
+
+import (
+	"runtime"
+	"strconv"
+)
+
+// StackTracer is implemented by an error that carries the stack trace of
+// where it was made. The handlers look for it along an error's chain
+// (Unwrap() error and Unwrap() []error) and send what Stack returns as the
+// traceback field. The root package documents it for users.
+type StackTracer interface {
+	Stack() []byte
+}
+
+// maxDepth bounds a captured stack; deeper frames are rarely worth their
+// cost, and a runaway recursion must not make an entry of megabytes.
+const maxDepth = 64
+
+// Callers returns the program counters of the calling goroutine's stack,
+// skip frames above the caller of Callers left out (0 starts at the caller
+// of Callers).
+func Callers(skip int) []uintptr {
+	pcs := make([]uintptr, maxDepth)
+	return pcs[:runtime.Callers(skip+2, pcs)]
+}
+
+// AppendStack appends the frames of pcs, one function a line followed by
+// its file and line on a tab-indented line, as Go prints a goroutine's
+// stack:
+//
+//	main.handler(...)
+//		/src/app/main.go:42
+func AppendStack(dst []byte, pcs []uintptr) []byte {
+	frames := runtime.CallersFrames(pcs)
+	for {
+		f, more := frames.Next()
+		if f.Function != "" || f.File != "" {
+			dst = append(dst, f.Function...)
+			dst = append(dst, "(...)\n\t"...)
+			dst = append(dst, f.File...)
+			dst = append(dst, ':')
+			dst = strconv.AppendInt(dst, int64(f.Line), 10)
+			dst = append(dst, '\n')
+		}
+		if !more {
+			return dst
+		}
+	}
+}
+
+// WithStack returns err annotated with the stack of WithStack's caller,
+// skip frames further up left out. An err that already carries a stack is
+// returned as it is: the stack closest to the error's origin tells most.
+// A nil err stays nil.
+func WithStack(err error, skip int) error {
+	if err == nil || FindStack(err) != nil {
+		return err
+	}
+	return &stackError{err: err, pcs: Callers(skip + 1)}
+}
+
+// WithTrace returns err annotated with trace, a stack trace already
+// formatted (runtime/debug.Stack's, say, for a recovered panic).
+func WithTrace(err error, trace []byte) error {
+	if err == nil {
+		return nil
+	}
+	return &traceError{err: err, trace: trace}
+}
+
+type stackError struct {
+	err error
+	pcs []uintptr
+}
+
+func (e *stackError) Error() string { return e.err.Error() }
+func (e *stackError) Unwrap() error { return e.err }
+func (e *stackError) Stack() []byte { return AppendStack(nil, e.pcs) }
+
+type traceError struct {
+	err   error
+	trace []byte
+}
+
+func (e *traceError) Error() string { return e.err.Error() }
+func (e *traceError) Unwrap() error { return e.err }
+func (e *traceError) Stack() []byte { return e.trace }
+
+// FindStack returns the stack of the first error along err's chain that
+// carries one, or nil. It walks the chain as errors.As does, without
+// reflection.
+func FindStack(err error) StackTracer {
+	for depth := 0; err != nil && depth < 100; depth++ {
+		if st, ok := err.(StackTracer); ok {
+			return st
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if st := FindStack(e); st != nil {
+					return st
+				}
+			}
+			return nil
+		default:
+			return nil
+		}
+	}
+	return nil
+}

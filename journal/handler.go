@@ -1,0 +1,256 @@
+package journal
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/newstyle-go/newstyle/internal/slogcore"
+)
+
+// The syslog levels slog does not name. They sit between and above slog's
+// own, four apart as slog's are; Handler maps them to NOTICE, CRIT, ALERT
+// and EMERG.
+const (
+	LevelNotice    = slogcore.LevelNotice    // 2: between Info and Warn
+	LevelCritical  = slogcore.LevelCritical  // 12: Error+4
+	LevelAlert     = slogcore.LevelAlert     // 16: Error+8
+	LevelEmergency = slogcore.LevelEmergency // 20: Error+12
+)
+
+// LevelPriority returns the syslog priority for a slog level: see Handler.
+func LevelPriority(l slog.Level) Priority { return Priority(slogcore.Priority(l)) }
+
+// DefaultTracebackField is the field a record's stack trace goes to.
+const DefaultTracebackField = "TRACEBACK"
+
+// HandlerOptions configure a Handler. The zero value is ready to use.
+type HandlerOptions struct {
+	// Level is the lowest level handled; nil means slog.LevelInfo.
+	Level slog.Leveler
+
+	// AddSource adds CODE_FILE, CODE_LINE and CODE_FUNC, from the
+	// record's program counter.
+	AddSource bool
+
+	// ReplaceAttr is called for every non-group attribute, with the names
+	// of the groups it is in, as in slog.HandlerOptions; and for the
+	// built-in ones with no groups: slog.MessageKey (a string),
+	// slog.LevelKey (a slog.Level), slog.SourceKey (a *slog.Source, with
+	// AddSource) and slog.TimeKey (with TimeField). Returning the zero
+	// Attr drops the attribute (for the level: no PRIORITY field).
+	ReplaceAttr func(groups []string, a slog.Attr) slog.Attr
+
+	// SyslogIdentifier is sent as SYSLOG_IDENTIFIER; empty means the
+	// Writer's (WriterOptions.Identifier).
+	SyslogIdentifier string
+
+	// TracebackField names the field for stack traces; empty means
+	// DefaultTracebackField.
+	TracebackField string
+
+	// StackLevel, when not nil, captures the logging goroutine's stack for
+	// every record at or above it into the traceback field.
+	StackLevel slog.Leveler
+
+	// TimeField, when not empty, sends the record's time in that field
+	// (RFC 3339, nanoseconds). It is off by default: journald stamps
+	// every entry itself, and a value unique to each entry cannot share
+	// storage with other entries' values as repeated values do.
+	TimeField string
+}
+
+// Handler is a slog.Handler that sends each record to journald through a
+// Writer, as one entry with these fields:
+//
+//	MESSAGE            the record's message
+//	PRIORITY           from its level, below
+//	SYSLOG_IDENTIFIER  HandlerOptions.SyslogIdentifier, or the Writer's
+//	CODE_FILE, CODE_LINE, CODE_FUNC  with AddSource
+//	TRACEBACK          stack traces, below (the name is configurable)
+//	the TimeField      with TimeField
+//	one field for each attribute, named by the rule below
+//
+// Levels map to priorities over the whole range of slog levels:
+//
+//	level < Info                 7 debug
+//	level == Info                6 info
+//	Info < level < Warn          5 notice   (LevelNotice)
+//	Warn <= level < Error        4 warning
+//	Error <= level < Error+4     3 err
+//	Error+4 <= level < Error+8   2 crit     (LevelCritical)
+//	Error+8 <= level < Error+12  1 alert    (LevelAlert)
+//	Error+12 <= level            0 emerg    (LevelEmergency)
+//
+// An attribute's key becomes a field name: the names of its groups and
+// the key joined with '_'; ASCII letters in upper case; digits and '_'
+// kept; any other character replaced by '_'. A name that would be empty,
+// start with a digit or '_', or be one of the fields the Handler sets
+// itself (MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, CODE_FILE, CODE_LINE,
+// CODE_FUNC, the traceback and time fields) or one journald interprets
+// (SYSLOG_FACILITY, SYSLOG_PID, SYSLOG_TIMESTAMP, OBJECT_PID) gets the
+// prefix "F_"; then the name is cut to 64 characters. So "user.id" in
+// group "req" is REQ_USER_ID, "2fa" is F_2FA and "message" is F_MESSAGE.
+// Two attributes may end up with the same name; the entry then has the
+// field twice, as the protocol allows. MESSAGE_ID and ERRNO are not
+// reserved: an attribute "message_id" sets the entry's MESSAGE_ID.
+//
+// Values take the text forms of slogcore: strings as they are, numbers in
+// decimal, durations as time.Duration.String ("1.5s"), times in RFC 3339
+// with nanoseconds, []byte as raw bytes, errors by Error(), TextMarshalers
+// by MarshalText, LogValuers resolved, anything else by fmt's %+v. Groups
+// are flattened into names; an empty group leaves nothing. Values are sent
+// byte for byte: newlines and all.
+//
+// Stack traces go to the traceback field, all of them in that one field
+// of the one entry, never into MESSAGE: the stack of any error attribute
+// whose chain has an error with a Stack() []byte method (see the root
+// package's WithStack), and with StackLevel, the logging goroutine's own.
+//
+// Handle returns the Writer's error when the entry was not sent; it never
+// blocks longer than the Writer's send timeout. An entry over journald's
+// limits is not sent and Handle returns ErrTooLarge.
+type Handler struct {
+	core      *slogcore.Handler
+	w         *Writer
+	ident     []byte // the SYSLOG_IDENTIFIER field, encoded
+	traceback string
+	timeField string
+}
+
+// NewHandler returns a Handler that sends through w. opts may be nil.
+func NewHandler(w *Writer, opts *HandlerOptions) *Handler {
+	if opts == nil {
+		opts = &HandlerOptions{}
+	}
+	h := &Handler{w: w, ident: w.ident, traceback: DefaultTracebackField}
+	if opts.SyslogIdentifier != "" {
+		h.ident = appendStringField(nil, "SYSLOG_IDENTIFIER", opts.SyslogIdentifier)
+	}
+	if opts.TracebackField != "" {
+		h.traceback = fieldName(opts.TracebackField)
+	}
+	if opts.TimeField != "" {
+		h.timeField = fieldName(opts.TimeField)
+	}
+	f := &attrFormat{reserved: []string{
+		"MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "CODE_FILE", "CODE_LINE", "CODE_FUNC",
+		"SYSLOG_FACILITY", "SYSLOG_PID", "SYSLOG_TIMESTAMP", "OBJECT_PID", h.traceback,
+	}}
+	if h.timeField != "" {
+		f.reserved = append(f.reserved, h.timeField)
+	}
+	h.core = slogcore.New(slogcore.Options{
+		Level:       opts.Level,
+		AddSource:   opts.AddSource,
+		ReplaceAttr: opts.ReplaceAttr,
+		StackLevel:  opts.StackLevel,
+	}, f)
+	return h
+}
+
+// Enabled reports whether l is at or above HandlerOptions.Level.
+func (h *Handler) Enabled(_ context.Context, l slog.Level) bool { return h.core.Enabled(l) }
+
+// WithAttrs returns a Handler whose entries carry attrs, encoded once now.
+func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	if len(attrs) == 0 {
+		return h
+	}
+	h2 := *h
+	h2.core = h.core.WithAttrs(attrs)
+	return &h2
+}
+
+// WithGroup returns a Handler whose later attributes are in group name.
+func (h *Handler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	h2 := *h
+	h2.core = h.core.WithGroup(name)
+	return &h2
+}
+
+// Handle sends r as one entry.
+func (h *Handler) Handle(_ context.Context, r slog.Record) error {
+	rec := h.core.Begin(r, h.timeField != "")
+	buf := getBuffer(len(rec.Message) + len(rec.Attrs) + len(rec.Traceback) + 512)
+	b := (*buf)[:0]
+	fields := rec.NumAttrs + 1 // and SYSLOG_IDENTIFIER
+	if rec.HasMsg {
+		b = appendStringField(b, "MESSAGE", rec.Message)
+		fields++
+	}
+	if rec.HasLevel {
+		b = append(b, priorityFields[slogcore.Priority(rec.Level)]...)
+		fields++
+	}
+	b = append(b, h.ident...)
+	if src := rec.Source; src != nil {
+		b = appendStringField(b, "CODE_FILE", src.File)
+		b = append(b, "CODE_LINE="...)
+		b = strconv.AppendInt(b, int64(src.Line), 10)
+		b = append(b, '\n')
+		b = appendStringField(b, "CODE_FUNC", src.Function)
+		fields += 3
+	}
+	if !rec.Time.IsZero() {
+		b = append(b, h.timeField...)
+		b = append(b, '=')
+		b = rec.Time.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '\n')
+		fields++
+	}
+	b = append(b, rec.Attrs...)
+	if rec.Traceback != nil {
+		b = appendBytesField(b, h.traceback, rec.Traceback)
+		fields++
+	}
+	rec.End()
+
+	var err error
+	// Every field is at most the whole entry, so checking the entry
+	// against the smaller limit covers journald's limit per field too.
+	if fields > maxFieldCount || len(b)+transportFieldLen+fields+2 > min(h.w.limit, maxDataSize) {
+		err = ErrTooLarge
+		h.w.stats.fail(err)
+	} else {
+		err = h.w.transmit(b)
+	}
+	*buf = b
+	putBuffer(buf)
+	return err
+}
+
+// attrFormat writes attributes as journal fields.
+type attrFormat struct {
+	reserved []string
+}
+
+func (f *attrFormat) AppendGroup(prefix []byte, name string) []byte {
+	return appendGroupName(prefix, name)
+}
+
+// AppendAttr writes the value straight after a binary-form header, whose
+// length is filled in afterwards; a value without a newline is then moved
+// back over the length into the text form. One pass, no scratch buffer.
+func (f *attrFormat) AppendAttr(dst, prefix []byte, key string, v slog.Value) []byte {
+	dst = appendFieldName(dst, prefix, key, f.reserved)
+	head := len(dst)
+	dst = append(dst, '\n', 0, 0, 0, 0, 0, 0, 0, 0)
+	start := len(dst)
+	dst = slogcore.AppendValue(dst, v)
+	value := dst[start:]
+	if bytes.IndexByte(value, '\n') < 0 {
+		dst[head] = '='
+		n := copy(dst[head+1:], value)
+		dst = dst[:head+1+n]
+	} else {
+		binary.LittleEndian.PutUint64(dst[head+1:], uint64(len(value)))
+	}
+	return append(dst, '\n')
+}

@@ -1,0 +1,65 @@
+package journal
+
+// The attribute→field-name rule of Handler. It lives here, and only here.
+
+// namePrefix starts a name that would otherwise be invalid or take the
+// place of a field the Handler sets itself.
+const namePrefix = "F_"
+
+// appendNamePart appends s as a fragment of a field name: ASCII letters in
+// upper case, digits and '_' kept, every other character (a rune, or a
+// byte that is not UTF-8) one '_'.
+func appendNamePart(dst []byte, s string) []byte {
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z':
+			dst = append(dst, byte(r-'a'+'A'))
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_':
+			dst = append(dst, byte(r))
+		default:
+			dst = append(dst, '_')
+		}
+	}
+	return dst
+}
+
+// appendFieldName appends the field name for key inside groups (prefix,
+// made by appendGroupName). See Handler for the rule.
+func appendFieldName(dst, prefix []byte, key string, reserved []string) []byte {
+	start := len(dst)
+	dst = append(dst, prefix...)
+	dst = appendNamePart(dst, key)
+	name := dst[start:]
+	if needsNamePrefix(name, reserved) {
+		dst = append(dst, namePrefix...)
+		copy(dst[start+len(namePrefix):], name)
+		copy(dst[start:], namePrefix)
+	}
+	if len(dst)-start > maxFieldNameLen {
+		dst = dst[:start+maxFieldNameLen]
+	}
+	return dst
+}
+
+// appendGroupName appends what a group adds to the names inside it.
+func appendGroupName(prefix []byte, group string) []byte {
+	return append(appendNamePart(prefix, group), '_')
+}
+
+func needsNamePrefix(name []byte, reserved []string) bool {
+	if len(name) == 0 || name[0] == '_' || (name[0] >= '0' && name[0] <= '9') {
+		return true
+	}
+	for _, r := range reserved {
+		if string(name) == r {
+			return true
+		}
+	}
+	return false
+}
+
+// fieldName makes s a valid field name by the same rule, for names given
+// in options.
+func fieldName(s string) string {
+	return string(appendFieldName(nil, nil, s, nil))
+}
