@@ -306,4 +306,3 @@ func slogtestMap(e journaltest.Entry) map[string]any {
 	}
 	return m
 }
-
