@@ -33,6 +33,10 @@ test: deps
 	# drops buffers on purpose.
 	$(GO) test -count=1 -run 'Alloc' ./...
 	$(PRIVATE_NS) $(GO) test -race -tags integration -count=1 ./integration/...
+	# The benchmark module's own checks: each client sends the workload
+	# it claims to, byte for byte.
+	cd bench && $(GO) vet ./...
+	$(PRIVATE_NS) sh -c 'cd bench && $(GO) test -count=1 -run . ./...'
 
 # The integration tier alone.
 integration: deps

@@ -197,6 +197,21 @@ func writeAll(fd int, data []byte) error {
 	return nil
 }
 
+// probe connects a fresh datagram socket to the path: connect succeeds
+// only while something is bound there, and sends nothing.
+func (s *socket) probe() error {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("journal: socket", err)
+	}
+	defer unix.Close(fd)
+	_, _, errno := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&s.addr)), uintptr(s.addrLen))
+	if errno != 0 {
+		return s.error(errno)
+	}
+	return nil
+}
+
 // error turns the errno of a failed send into the package's error.
 func (s *socket) error(errno unix.Errno) error {
 	kind := errSend

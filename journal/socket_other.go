@@ -14,4 +14,6 @@ func (s *socket) send([]byte) (bool, error) {
 	return false, &sendError{kind: ErrNoSocket, path: s.path}
 }
 
+func (s *socket) probe() error { return &sendError{kind: ErrNoSocket, path: s.path} }
+
 func (s *socket) close() error { return nil }

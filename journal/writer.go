@@ -152,6 +152,12 @@ func (w *Writer) transmit(data []byte) error {
 	return nil
 }
 
+// Probe reports whether a journald listens at the Writer's socket path,
+// without sending anything: nil, or an error matching ErrUnavailable (one
+// of ErrNoSocket, ErrNotListening, ErrPermission). It is not counted in
+// Stats.
+func (w *Writer) Probe() error { return w.sock.probe() }
+
 // Close closes the Writer's socket. It waits for sends under way; later
 // sends return ErrClosed. Closing twice is not an error.
 func (w *Writer) Close() error {

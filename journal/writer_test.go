@@ -373,3 +373,32 @@ func TestCloseWhileSending(t *testing.T) {
 		t.Errorf("Stats = %+v, want 2000 calls as entries or ErrClosed", st)
 	}
 }
+
+func TestProbe(t *testing.T) {
+	srv := journaltest.NewServer(t)
+	tests := []struct {
+		name string
+		path string
+		want error
+	}{
+		{"listening", srv.Path(), nil},
+		{"no socket", filepath.Join(t.TempDir(), "missing"), ErrNoSocket},
+		{"not listening", boundSocketFile(t), ErrNotListening},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newTestWriter(t, tt.path, WriterOptions{})
+			err := w.Probe()
+			if (tt.want == nil) != (err == nil) || !errors.Is(err, tt.want) {
+				t.Fatalf("Probe = %v, want %v", err, tt.want)
+			}
+			if tt.want != nil && !errors.Is(err, ErrUnavailable) {
+				t.Errorf("Probe = %v, not ErrUnavailable", err)
+			}
+		})
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := len(srv.Received()); n != 0 {
+		t.Errorf("Probe sent %d entries", n)
+	}
+}
