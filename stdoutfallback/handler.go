@@ -1,0 +1,276 @@
+package stdoutfallback
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/newstyle-go/newstyle/internal/slogcore"
+)
+
+// DefaultTracebackField is the key a record's stack trace is written
+// under.
+const DefaultTracebackField = "traceback"
+
+// HandlerOptions configure a Handler. The zero value is ready to use.
+type HandlerOptions struct {
+	// Level is the lowest level handled; nil means slog.LevelInfo.
+	Level slog.Leveler
+
+	// AddSource adds source=FILE:LINE, from the record's program counter.
+	AddSource bool
+
+	// ReplaceAttr is called for every non-group attribute, with the names
+	// of the groups it is in, as in slog.HandlerOptions; and for the
+	// built-in ones with no groups: slog.MessageKey (a string),
+	// slog.LevelKey (a slog.Level), slog.SourceKey (a *slog.Source, with
+	// AddSource) and slog.TimeKey (with TimeField). Returning the zero
+	// Attr drops the attribute; for the level, see Handler.
+	ReplaceAttr func(groups []string, a slog.Attr) slog.Attr
+
+	// TracebackField is the key for stack traces; empty means
+	// DefaultTracebackField.
+	TracebackField string
+
+	// StackLevel, when not nil, captures the logging goroutine's stack for
+	// every record at or above it into the traceback.
+	StackLevel slog.Leveler
+
+	// TimeField, when not empty, writes the record's time under that key
+	// (RFC 3339, nanoseconds, the time's own zone). It is off by default:
+	// journald stamps every line it reads, and so do most collectors of a
+	// program's output.
+	TimeField string
+}
+
+// Handler is a slog.Handler that writes each record to an io.Writer as
+// one line:
+//
+//	<N>MESSAGE[ TIME=T][ source=FILE:LINE][ KEY=VALUE]…[ traceback=TRACE]\n
+//
+// <N> is the syslog priority of the record's level, one digit, over the
+// whole range of slog levels:
+//
+//	level < Info                 <7> debug
+//	level == Info                <6> info
+//	Info < level < Warn          <5> notice   (2, journal.LevelNotice)
+//	Warn <= level < Error        <4> warning
+//	Error <= level < Error+4     <3> err
+//	Error+4 <= level < Error+8   <2> crit     (12, journal.LevelCritical)
+//	Error+8 <= level < Error+12  <1> alert    (16, journal.LevelAlert)
+//	Error+12 <= level            <0> emerg    (20, journal.LevelEmergency)
+//
+// Every line starts with a prefix. A record whose level ReplaceAttr
+// removed gets <6>, the priority systemd gives an unprefixed line by
+// default (SyslogLevel=info): systemd reads a priority only at the very
+// start of a line, so with a prefix always there, no message, key or
+// value can forge one. A message that starts with "<3>" is written after
+// the prefix and stays text.
+//
+// The message follows the prefix as it is, not quoted, with these escapes
+// (the escapes of Go string literals): '\' as \\, newline as \n, CR as \r,
+// tab as \t; every other C0 control character, NUL and DEL as \xNN, each
+// byte of invalid UTF-8 as \xNN, and a rune unicode.IsPrint calls
+// non-printable (C1 controls, U+2028, U+00A0, U+FEFF, …) as \uNNNN or
+// \UNNNNNNNN. Everything else, non-ASCII letters, '"' and '=' included, is
+// written as it is. A line is therefore printable UTF-8 with no control
+// characters: it cannot be split by journald (which ends a line at a
+// newline or a NUL) or by a terminal, nor move a terminal's cursor (ANSI
+// escapes lose their ESC). When ReplaceAttr removed the message, what
+// follows it starts right after the prefix, without its space.
+//
+// Then, each after one space, come the record's time under TimeField, its
+// source under "source" as FILE:LINE with AddSource, the attributes
+// (WithAttrs' first, then the record's, in order) and the traceback, all
+// as key=value. A key is the names of its groups and its own, joined with
+// '.' as slog.TextHandler joins them: "id" in group "req" is req.id. A key
+// or a value is written as it is when it is not empty and has no space,
+// '=', '"', '\' or character the message escapes; otherwise it is written
+// between double quotes, with the message's escapes and '"' as \", which
+// makes it a Go string literal (strconv.Unquote reads it). Keys are not
+// renamed: an attribute may share its key with another or with a built-in
+// one (source, the time and traceback keys), as with slog.TextHandler.
+//
+// The message cannot be told from the attributes by its form alone: a
+// message "a b=c" looks like message "a" with an attribute b=c. The line
+// is written for people and for journalctl's full-text filters; the
+// journal handler keeps the structure.
+//
+// Values take the text forms of slogcore: strings as they are, numbers in
+// decimal, durations as time.Duration.String ("1.5s"), times in RFC 3339
+// with nanoseconds, []byte as its bytes, errors by Error(), TextMarshalers
+// by MarshalText, LogValuers resolved, anything else by fmt's %+v; then
+// quoted and escaped as above. Groups are flattened into keys; an empty
+// group leaves nothing.
+//
+// Stack traces go under the traceback key (TracebackField), in the same
+// line, escaped like any value, never into the message: the stack of any
+// error attribute whose chain has an error with a Stack() []byte method,
+// and with StackLevel, the logging goroutine's own. Several are separated
+// by an empty line (\n\n), all under the one key.
+//
+// Each record is built whole in a pooled buffer and written with one
+// Write call, under a mutex shared by every Handler derived (WithAttrs,
+// WithGroup) from one NewHandler, so that records written at the same time
+// never interleave. Handle returns the writer's error, or io.ErrShortWrite
+// when the writer wrote less than the line without an error. Handle waits
+// as long as the writer's Write does.
+//
+// journald splits a line longer than its LineMax= (48 KiB by default)
+// into several entries; only the first has the prefix's priority.
+type Handler struct {
+	core      *slogcore.Handler
+	out       *output
+	timeKey   []byte // " TIME=": TimeField encoded; nil without it
+	traceback []byte // " traceback=": TracebackField encoded
+}
+
+// output is the writer and the mutex that the Handlers of one NewHandler
+// share.
+type output struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// write writes b with one Write call, alone. (The deferred unlock keeps
+// the other Handlers working should the writer panic.)
+func (o *output) write(b []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.w.Write(b)
+}
+
+// NewHandler returns a Handler that writes to w; nil means os.Stdout.
+// opts may be nil.
+func NewHandler(w io.Writer, opts *HandlerOptions) *Handler {
+	if w == nil {
+		w = os.Stdout
+	}
+	if opts == nil {
+		opts = &HandlerOptions{}
+	}
+	traceback := opts.TracebackField
+	if traceback == "" {
+		traceback = DefaultTracebackField
+	}
+	h := &Handler{out: &output{w: w}, traceback: builtinKey(traceback)}
+	if opts.TimeField != "" {
+		h.timeKey = builtinKey(opts.TimeField)
+	}
+	h.core = slogcore.New(slogcore.Options{
+		Level:       opts.Level,
+		AddSource:   opts.AddSource,
+		ReplaceAttr: opts.ReplaceAttr,
+		StackLevel:  opts.StackLevel,
+	}, attrFormat{})
+	return h
+}
+
+// builtinKey returns " key=", the key escaped as any key is.
+func builtinKey(key string) []byte {
+	return append(appendKey([]byte{' '}, nil, key), '=')
+}
+
+// Enabled reports whether l is at or above HandlerOptions.Level.
+func (h *Handler) Enabled(_ context.Context, l slog.Level) bool { return h.core.Enabled(l) }
+
+// WithAttrs returns a Handler whose records carry attrs, formatted once
+// now. It writes to the same writer, under the same mutex.
+func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	if len(attrs) == 0 {
+		return h
+	}
+	h2 := *h
+	h2.core = h.core.WithAttrs(attrs)
+	return &h2
+}
+
+// WithGroup returns a Handler whose later attributes are in group name.
+// It writes to the same writer, under the same mutex.
+func (h *Handler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	h2 := *h
+	h2.core = h.core.WithGroup(name)
+	return &h2
+}
+
+// prefixes are the line prefixes, by priority.
+var prefixes = [8][3]byte{
+	{'<', '0', '>'}, {'<', '1', '>'}, {'<', '2', '>'}, {'<', '3', '>'},
+	{'<', '4', '>'}, {'<', '5', '>'}, {'<', '6', '>'}, {'<', '7', '>'},
+}
+
+// noLevelPriority is the prefix of a record whose level ReplaceAttr
+// removed: info, the default of systemd's SyslogLevel=.
+const noLevelPriority = 6
+
+// Handle writes r as one line.
+func (h *Handler) Handle(_ context.Context, r slog.Record) error {
+	rec := h.core.Begin(r, h.timeKey != nil)
+	buf := getBuffer()
+	b := (*buf)[:0]
+
+	pri := noLevelPriority
+	if rec.HasLevel {
+		pri = slogcore.Priority(rec.Level)
+	}
+	b = append(b, prefixes[pri][:]...)
+	start := len(b)
+	hasMsg := rec.HasMsg
+	if hasMsg {
+		b = appendEscaped(b, rec.Message, false)
+	}
+	if !rec.Time.IsZero() {
+		b = append(b, h.timeKey...)
+		b = rec.Time.AppendFormat(b, time.RFC3339Nano)
+	}
+	if src := rec.Source; src != nil {
+		b = append(b, " source="...)
+		v := len(b)
+		b = append(b, src.File...)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, int64(src.Line), 10)
+		b = quoteTail(b, v)
+	}
+	b = append(b, rec.Attrs...)
+	if rec.Traceback != nil {
+		b = append(b, h.traceback...)
+		b = appendString(b, rec.Traceback)
+	}
+	rec.End()
+	if !hasMsg && len(b) > start && b[start] == ' ' {
+		b = b[:start+copy(b[start:], b[start+1:])]
+	}
+	b = append(b, '\n')
+
+	n, err := h.out.write(b)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
+	}
+	*buf = b
+	putBuffer(buf)
+	return err
+}
+
+// Buffers that grew past maxPooled (a huge record) are left to the garbage
+// collector rather than kept alive in the pool.
+const maxPooled = 64 << 10
+
+var bufferPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, 1024)
+	return &b
+}}
+
+func getBuffer() *[]byte { return bufferPool.Get().(*[]byte) }
+
+func putBuffer(b *[]byte) {
+	if cap(*b) <= maxPooled {
+		bufferPool.Put(b)
+	}
+}

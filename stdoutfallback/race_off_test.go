@@ -1,0 +1,5 @@
+//go:build !race
+
+package stdoutfallback
+
+const raceEnabled = false

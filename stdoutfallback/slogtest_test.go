@@ -1,0 +1,30 @@
+package stdoutfallback
+
+import (
+	"bytes"
+	"log/slog"
+	"testing"
+	"testing/slogtest"
+)
+
+// TestSlogtest runs the standard library's conformance tests, reading
+// each line back with parseLine: the priority is the level, dotted keys
+// are groups. The time is written under "time", so that slogtest can see
+// it.
+func TestSlogtest(t *testing.T) {
+	var buf *bytes.Buffer
+	slogtest.Run(t, func(t *testing.T) slog.Handler {
+		buf = new(bytes.Buffer)
+		return NewHandler(buf, &HandlerOptions{TimeField: slog.TimeKey})
+	}, func(t *testing.T) map[string]any {
+		l, err := parseLine(buf.String())
+		if err != nil {
+			t.Fatalf("parseLine(%q): %v", buf.String(), err)
+		}
+		m, err := l.toMap()
+		if err != nil {
+			t.Fatalf("line %q: %v", buf.String(), err)
+		}
+		return m
+	})
+}
