@@ -4,7 +4,7 @@
 # make demo   run examples/journal-writer against a private journald and
 #             show its entries as journalctl does
 # make bench  the benchmarks of the bench module, in a private namespace
-# make fuzz   every Fuzz target of ./journal and ./internal/journaltest,
+# make fuzz   every Fuzz target of the module,
 #             FUZZTIME (20s) each
 #
 # Nothing here touches the host's journal: every journald runs in the
@@ -53,4 +53,4 @@ bench: deps
 	$(PRIVATE_NS) sh -c 'cd bench && $(GO) test -run XXX -bench . -benchmem -count 6'
 
 fuzz:
-	scripts/fuzz.sh ./journal ./internal/journaltest
+	scripts/fuzz.sh

@@ -117,6 +117,7 @@ func TestHandlerAllocations(t *testing.T) {
 	}
 	w := newTestWriter(t, sink(t), WriterOptions{})
 	l := slog.New(NewHandler(w, nil))
+	ls := slog.New(NewHandler(w, &HandlerOptions{AddSource: true}))
 	ctx := context.Background()
 	tests := []struct {
 		name string
@@ -128,6 +129,7 @@ func TestHandlerAllocations(t *testing.T) {
 		}},
 		{"WithAttrs logger", func() { l.With("app", "shop").Info("m") }},
 		{"disabled Debug", func() { l.Debug(benchMessage, "user_id", 42, "request_id", "x") }},
+		{"AddSource", func() { ls.Info(benchMessage, "user_id", 42) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

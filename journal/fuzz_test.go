@@ -2,7 +2,9 @@ package journal
 
 import (
 	"bytes"
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/newstyle-go/newstyle/internal/journaltest"
 )
@@ -61,6 +63,42 @@ func FuzzEncodeParse(f *testing.F) {
 				string(e.Fields[1].Value) != string(rune('0'+pri)) {
 				t.Fatalf("values changed: got %q", e.Fields)
 			}
+		}
+	})
+}
+
+// FuzzHandlerOneEntry checks that no message, key or value given to the
+// slog Handler makes more than the one entry with its expected fields: the
+// key becomes one valid field name, the value arrives byte for byte.
+func FuzzHandlerOneEntry(f *testing.F) {
+	f.Add("hello", "user", "ada", "grp")
+	f.Add("a\n\nMESSAGE=forged", "x\n_PID", "1\n\nPRIORITY=0", "")
+	f.Add("", "", "", "=")
+	f.Add("m", "MESSAGE", "v", "")
+	f.Fuzz(func(t *testing.T, message, key, value, group string) {
+		w := &Writer{ident: appendStringField(nil, "SYSLOG_IDENTIFIER", "fuzz")}
+		var h slog.Handler = NewHandler(w, nil)
+		h = h.WithGroup(group)
+		r := slog.NewRecord(time.Time{}, slog.LevelWarn, message, 0)
+		r.AddAttrs(slog.String(key, value))
+		b, fields := h.(*Handler).appendRecord(nil, r)
+		entries, err := journaltest.Parse(b)
+		if err != nil {
+			t.Fatalf("journald would not read %q: %v", b, err)
+		}
+		if len(entries) != 1 || len(entries[0].Fields) != 4 || fields != 4 {
+			t.Fatalf("got %d entries, fields %v (counted %d), want one entry of 4 fields", len(entries), entries, fields)
+		}
+		e := entries[0]
+		if v, _ := e.Get("MESSAGE"); v != message || e.Count("MESSAGE") != 1 {
+			t.Fatalf("MESSAGE = %q, want %q once", v, message)
+		}
+		if v, _ := e.Get("PRIORITY"); v != "4" || e.Count("PRIORITY") != 1 {
+			t.Fatalf("PRIORITY = %q", v)
+		}
+		attr := e.Fields[3]
+		if !ValidFieldName(attr.Name) || string(attr.Value) != value {
+			t.Fatalf("attribute became %q=%q", attr.Name, attr.Value)
 		}
 	})
 }

@@ -177,9 +177,26 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 
 // Handle sends r as one entry.
 func (h *Handler) Handle(_ context.Context, r slog.Record) error {
+	buf := getBuffer(len(r.Message) + 1024)
+	b, fields := h.appendRecord((*buf)[:0], r)
+	var err error
+	// Every field is at most the whole entry, so checking the entry
+	// against the smaller limit covers journald's limit per field too.
+	if fields > maxFieldCount || len(b)+transportFieldLen+fields+2 > min(h.w.limit, maxDataSize) {
+		err = ErrTooLarge
+		h.w.stats.fail(err)
+	} else {
+		err = h.w.transmit(b)
+	}
+	*buf = b
+	putBuffer(buf)
+	return err
+}
+
+// appendRecord appends r as one entry and says how many fields it has.
+func (h *Handler) appendRecord(b []byte, r slog.Record) ([]byte, int) {
 	rec := h.core.Begin(r, h.timeField != "")
-	buf := getBuffer(len(rec.Message) + len(rec.Attrs) + len(rec.Traceback) + 512)
-	b := (*buf)[:0]
+	defer rec.End()
 	fields := rec.NumAttrs + 1 // and SYSLOG_IDENTIFIER
 	if rec.HasMsg {
 		b = appendStringField(b, "MESSAGE", rec.Message)
@@ -210,20 +227,7 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 		b = appendBytesField(b, h.traceback, rec.Traceback)
 		fields++
 	}
-	rec.End()
-
-	var err error
-	// Every field is at most the whole entry, so checking the entry
-	// against the smaller limit covers journald's limit per field too.
-	if fields > maxFieldCount || len(b)+transportFieldLen+fields+2 > min(h.w.limit, maxDataSize) {
-		err = ErrTooLarge
-		h.w.stats.fail(err)
-	} else {
-		err = h.w.transmit(b)
-	}
-	*buf = b
-	putBuffer(buf)
-	return err
+	return b, fields
 }
 
 // attrFormat writes attributes as journal fields.

@@ -176,13 +176,35 @@ func (h *Handler) replaceBuiltins(rec *Record, rep func([]string, slog.Attr) slo
 	}
 }
 
-// source finds the file, line and function of pc.
+// source finds the file, line and function of pc. runtime.CallersFrames
+// allocates, so what it finds is kept per pc: a program logs from a fixed
+// set of places.
 func (h *Handler) source(s *state, pc uintptr) *slog.Source {
-	s.pcs[0] = pc
-	f, _ := runtime.CallersFrames(s.pcs[:]).Next()
-	s.src = slog.Source{Function: f.Function, File: f.File, Line: f.Line}
+	sourceCache.RLock()
+	src, ok := sourceCache.m[pc]
+	sourceCache.RUnlock()
+	if !ok {
+		s.pcs[0] = pc
+		f, _ := runtime.CallersFrames(s.pcs[:]).Next()
+		src = slog.Source{Function: f.Function, File: f.File, Line: f.Line}
+		sourceCache.Lock()
+		if len(sourceCache.m) < maxSources {
+			sourceCache.m[pc] = src
+		}
+		sourceCache.Unlock()
+	}
+	s.src = src
 	return &s.src
 }
+
+// maxSources bounds the cache of sources, against code generated at run
+// time; past it, sources are looked up every time.
+const maxSources = 1 << 14
+
+var sourceCache = struct {
+	sync.RWMutex
+	m map[uintptr]slog.Source
+}{m: make(map[uintptr]slog.Source)}
 
 // appendAttr formats a (a group's attributes, recursively) under prefix.
 // prefix may be appended to: what lies past its length is scratch space.
@@ -273,7 +295,7 @@ var statePool = sync.Pool{New: func() any {
 func getState() *state { return statePool.Get().(*state) }
 
 func putState(s *state) {
-	if cap(s.buf) > maxPooled || cap(s.trace) > maxPooled {
+	if cap(s.buf) > maxPooled || cap(s.trace) > maxPooled || cap(s.prefix) > maxPooled {
 		return
 	}
 	s.rec = Record{}
