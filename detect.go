@@ -1,0 +1,95 @@
+package newstyle
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/newstyle-go/newstyle/journal"
+)
+
+// EnvTarget is the environment variable that forces the target:
+// "journal", "stdout", or "auto" (the same as unset).
+const EnvTarget = "NEWSTYLE_LOG_TARGET"
+
+// Detection is what NewHandler chose, and why, in words for a person.
+type Detection struct {
+	Target Target // TargetJournal or TargetStdout
+	Reason string
+}
+
+func (d Detection) String() string { return d.Target.String() + ": " + d.Reason }
+
+// Detect says where a Handler made now with default options would write,
+// and why.
+func Detect() Detection {
+	w, err := journal.NewWriter(journal.WriterOptions{})
+	if err != nil {
+		return Detection{Target: TargetStdout, Reason: err.Error()}
+	}
+	defer w.Close()
+	return detect(TargetAuto, w)
+}
+
+// detect applies the rule: the environment, then the option, then
+// JOURNAL_STREAM against stderr and a probe of journald's socket.
+func detect(opt Target, w *journal.Writer) Detection {
+	switch v := os.Getenv(EnvTarget); strings.ToLower(v) {
+	case "journal":
+		return Detection{Target: TargetJournal, Reason: EnvTarget + "=" + v}
+	case "stdout":
+		return Detection{Target: TargetStdout, Reason: EnvTarget + "=" + v}
+	case "", "auto":
+		return detectOption(opt, w)
+	default:
+		// A typo must not silently change where logs go, nor stop the
+		// program: decide as if unset, and say so.
+		d := detectOption(opt, w)
+		d.Reason += " (" + EnvTarget + "=" + strconv.Quote(v) + " is not journal, stdout or auto: ignored)"
+		return d
+	}
+}
+
+// detectOption applies the rule after the environment.
+func detectOption(opt Target, w *journal.Writer) Detection {
+	switch opt {
+	case TargetJournal:
+		return Detection{Target: TargetJournal, Reason: "Options.Target is TargetJournal"}
+	case TargetStdout:
+		return Detection{Target: TargetStdout, Reason: "Options.Target is TargetStdout"}
+	}
+
+	stream := os.Getenv("JOURNAL_STREAM")
+	if stream == "" {
+		return Detection{Target: TargetStdout, Reason: "JOURNAL_STREAM is not set: stderr is not the journal"}
+	}
+	if !stderrIs(stream) {
+		return Detection{Target: TargetStdout, Reason: "JOURNAL_STREAM=" + stream + " is not stderr: output was redirected"}
+	}
+	if err := w.Probe(); err != nil {
+		return Detection{Target: TargetStdout, Reason: "stderr is the journal, but its socket is unreachable: " + err.Error()}
+	}
+	return Detection{Target: TargetJournal, Reason: "stderr is the journal (JOURNAL_STREAM) and " + w.SocketPath() + " listens"}
+}
+
+// stderrIs reports whether stream ("DEVICE:INODE", as systemd sets
+// JOURNAL_STREAM) names the file open as stderr: systemd sets it for the
+// service's own stdout/stderr, and a child whose stderr was redirected
+// must not take it for its own.
+func stderrIs(stream string) bool {
+	dev, ino, ok := strings.Cut(stream, ":")
+	if !ok {
+		return false
+	}
+	d, err1 := strconv.ParseUint(dev, 10, 64)
+	i, err2 := strconv.ParseUint(ino, 10, 64)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(2, &st); err != nil {
+		return false
+	}
+	return uint64(st.Dev) == d && uint64(st.Ino) == i
+}

@@ -1,0 +1,208 @@
+// Package newstyle gives a new-style daemon — a program that runs in the
+// foreground under systemd — a log/slog logger that writes to the journal
+// the way systemd means it to be written to: one record, one entry, with
+// real fields, a priority journalctl -p can filter on, and a stack trace
+// in a field of its own.
+//
+// NewLogger picks where records go:
+//
+//   - to journald's native socket (package journal), when stderr is the
+//     journal (systemd set JOURNAL_STREAM to stderr's device and inode)
+//     and the socket can be reached;
+//   - otherwise to stdout, one "<N>"-prefixed line per record (package
+//     stdoutfallback), which systemd's stdout stream and a terminal both
+//     take.
+//
+// Options.Target or the environment variable NEWSTYLE_LOG_TARGET
+// ("journal", "stdout" or "auto") force the choice; Detect says what was
+// chosen and why.
+//
+// When a record cannot be sent to the journal at run time (journald gone,
+// its socket made unreachable, stuck), that record is written to stdout
+// instead, so nothing is lost, and the switch is reported once, in a
+// record of its own, not per record. The journal is tried again at most
+// once a second, and the way back is reported once too.
+package newstyle
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/newstyle-go/newstyle/internal/slogcore"
+	"github.com/newstyle-go/newstyle/journal"
+	"github.com/newstyle-go/newstyle/stdoutfallback"
+)
+
+// The syslog levels slog does not name; with slog's own, they cover the
+// eight syslog priorities (see journal.Handler for the whole mapping).
+const (
+	LevelNotice    = slogcore.LevelNotice    // 2, PRIORITY 5
+	LevelCritical  = slogcore.LevelCritical  // 12, PRIORITY 2
+	LevelAlert     = slogcore.LevelAlert     // 16, PRIORITY 1
+	LevelEmergency = slogcore.LevelEmergency // 20, PRIORITY 0
+)
+
+// Target is where records go.
+type Target int
+
+const (
+	TargetAuto    Target = iota // decide by JOURNAL_STREAM and the socket (see Detect)
+	TargetJournal               // journald's native socket
+	TargetStdout                // <N>-prefixed lines on stdout
+)
+
+func (t Target) String() string {
+	switch t {
+	case TargetJournal:
+		return "journal"
+	case TargetStdout:
+		return "stdout"
+	}
+	return "auto"
+}
+
+// Options configure NewHandler. The zero value is ready to use.
+type Options struct {
+	// Target forces where records go; TargetAuto decides by itself. The
+	// environment variable NEWSTYLE_LOG_TARGET, when set, overrides it:
+	// it is the operator's word, given in the unit file.
+	Target Target
+
+	// Level is the lowest level logged; nil means slog.LevelInfo.
+	Level slog.Leveler
+
+	// AddSource adds the source of each record: CODE_FILE, CODE_LINE and
+	// CODE_FUNC in the journal, source= on stdout.
+	AddSource bool
+
+	// ReplaceAttr is as in slog.HandlerOptions, and also sees the
+	// built-in keys (message, level, source, time).
+	ReplaceAttr func(groups []string, a slog.Attr) slog.Attr
+
+	// SyslogIdentifier is the journal's SYSLOG_IDENTIFIER (journalctl -t);
+	// empty means the program's name.
+	SyslogIdentifier string
+
+	// TracebackField names the field of stack traces; empty means
+	// TRACEBACK in the journal and traceback on stdout.
+	TracebackField string
+
+	// StackLevel, when not nil, captures the stack of every record at or
+	// above it into the traceback field.
+	StackLevel slog.Leveler
+
+	// SocketPath is journald's socket; empty means
+	// journal.DefaultSocketPath.
+	SocketPath string
+
+	// Stdout is where the fallback writes; nil means os.Stdout.
+	Stdout io.Writer
+}
+
+// NewLogger returns a slog.Logger on NewHandler(opts).
+func NewLogger(opts *Options) *slog.Logger { return slog.New(NewHandler(opts)) }
+
+// NewHandler returns a Handler that writes to the target Detect chooses
+// for opts (nil opts: the defaults).
+func NewHandler(opts *Options) *Handler {
+	if opts == nil {
+		opts = &Options{}
+	}
+	stdout := opts.Stdout
+	if stdout == nil {
+		stdout = os.Stdout
+	}
+	tracebackField := opts.TracebackField
+	h := &Handler{
+		fallback: stdoutfallback.NewHandler(stdout, &stdoutfallback.HandlerOptions{
+			Level:          opts.Level,
+			AddSource:      opts.AddSource,
+			ReplaceAttr:    opts.ReplaceAttr,
+			TracebackField: tracebackField,
+			StackLevel:     opts.StackLevel,
+		}),
+		sw: &switcher{},
+	}
+	w, err := journal.NewWriter(journal.WriterOptions{SocketPath: opts.SocketPath, Identifier: opts.SyslogIdentifier})
+	if err != nil {
+		h.detection = Detection{Target: TargetStdout, Reason: err.Error()}
+		return h
+	}
+	h.detection = detect(opts.Target, w)
+	if h.detection.Target != TargetJournal {
+		w.Close()
+		return h
+	}
+	h.journal = journal.NewHandler(w, &journal.HandlerOptions{
+		Level:          opts.Level,
+		AddSource:      opts.AddSource,
+		ReplaceAttr:    opts.ReplaceAttr,
+		TracebackField: tracebackField,
+		StackLevel:     opts.StackLevel,
+	})
+	h.writer = w
+	return h
+}
+
+// Handler is the slog.Handler NewHandler returns: the journal's, with
+// stdout behind it, or stdout's alone.
+type Handler struct {
+	journal   slog.Handler // nil when the target is stdout
+	fallback  slog.Handler
+	writer    *journal.Writer // the journal's, for Stats; nil with stdout
+	sw        *switcher       // shared by every Handler derived from one NewHandler
+	detection Detection
+}
+
+// Detection returns what NewHandler chose and why.
+func (h *Handler) Detection() Detection { return h.detection }
+
+// JournalStats returns the journal Writer's counters, and false when
+// records go to stdout.
+func (h *Handler) JournalStats() (journal.Stats, bool) {
+	if h.writer == nil {
+		return journal.Stats{}, false
+	}
+	return h.writer.Stats(), true
+}
+
+// Enabled reports whether records at level l are logged.
+func (h *Handler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.fallback.Enabled(ctx, l)
+}
+
+// WithAttrs returns a Handler whose records carry attrs.
+func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	if len(attrs) == 0 {
+		return h
+	}
+	h2 := *h
+	h2.fallback = h.fallback.WithAttrs(attrs)
+	if h.journal != nil {
+		h2.journal = h.journal.WithAttrs(attrs)
+	}
+	return &h2
+}
+
+// WithGroup returns a Handler whose later attributes are in group name.
+func (h *Handler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	h2 := *h
+	h2.fallback = h.fallback.WithGroup(name)
+	if h.journal != nil {
+		h2.journal = h.journal.WithGroup(name)
+	}
+	return &h2
+}
+
+// Handle writes r to the journal or, when that fails, to stdout.
+func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
+	if h.journal == nil {
+		return h.fallback.Handle(ctx, r)
+	}
+	return h.sw.handle(ctx, h.journal, h.fallback, r)
+}
