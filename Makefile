@@ -1,8 +1,8 @@
 # make deps   install what the targets below need (Debian 12, as root)
 # make test   vet, unit tests, then the integration tier against a real
 #             systemd-journald in a private namespace (root)
-# make demo   run examples/journal-writer against a private journald and
-#             show its entries as journalctl does
+# make demo   run examples/journal-writer and examples/slog-tour against a
+#             private journald and show their entries as journalctl does
 # make bench  the benchmarks of the bench module, in a private namespace
 # make fuzz   every Fuzz target of the module,
 #             FUZZTIME (20s) each
@@ -46,8 +46,13 @@ integration: deps
 # before it, so the listing is complete.
 demo: deps
 	$(GO) build -o $(DEMO_BIN) ./examples/journal-writer
+	$(GO) build -o bin/slog-tour ./examples/slog-tour
 	$(PRIVATE_NS) --journald sh -c '$(DEMO_BIN) && journalctl --sync && \
-		journalctl -o json-pretty --all --no-pager -t $(DEMO_IDENT)'
+		journalctl -o json-pretty --all --no-pager -t $(DEMO_IDENT) && \
+		echo "--- the same slog records, through the journal, then through the stdout fallback:" && \
+		NEWSTYLE_LOG_TARGET=journal bin/slog-tour && journalctl --sync && \
+		journalctl -o json-pretty --all --no-pager -t slog-tour && \
+		NEWSTYLE_LOG_TARGET=stdout bin/slog-tour'
 
 bench: deps
 	$(PRIVATE_NS) sh -c 'cd bench && $(GO) test -run XXX -bench . -benchmem -count 6'
