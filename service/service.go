@@ -131,9 +131,12 @@ func Run(opts Options, fn func(ctx context.Context, svc *Service) error) int {
 	}
 	logger := newstyle.NewLogger(opts.Log)
 	slog.SetDefault(logger)
-	svc := &Service{opts: opts, logger: logger, notify: notify, exit: os.Exit}
+	svc := &Service{opts: opts, logger: logger, notify: notify, exit: osExit}
 	return svc.run(fn)
 }
+
+// osExit is replaced in tests, which must not end.
+var osExit = os.Exit
 
 // notify sends state to systemd. A program not started by systemd (no
 // NOTIFY_SOCKET) is not an error.
