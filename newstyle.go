@@ -143,6 +143,7 @@ func NewHandler(opts *Options) *Handler {
 		StackLevel:     opts.StackLevel,
 	})
 	h.writer = w
+	h.sw.journal, h.sw.fallback = h.journal, h.fallback
 	return h
 }
 

@@ -184,3 +184,33 @@ func TestWithStack(t *testing.T) {
 		t.Error("WithTrace lost its trace")
 	}
 }
+
+// The switch reports are the library's own records: they carry none of
+// the attributes or groups of the logger whose record found the journal
+// gone.
+func TestReportsUseTheBaseLogger(t *testing.T) {
+	old := retryInterval
+	retryInterval = 20 * time.Millisecond
+	t.Cleanup(func() { retryInterval = old })
+	srv := journaltest.NewServer(t)
+	path := srv.Path()
+	var out syncBuffer
+	logger := NewLogger(&Options{Target: TargetJournal, SocketPath: path, Stdout: &out}).
+		With("component", "billing").WithGroup("req")
+	srv.Close()
+	logger.Info("lost?", "id", 1)
+	lines := out.lines()
+	if len(lines) != 2 || strings.Contains(lines[0], "component") || !strings.Contains(lines[0], " error=") {
+		t.Fatalf("stdout = %q, want a plain report then the record", lines)
+	}
+	if !strings.Contains(lines[1], "component=billing req.id=1") {
+		t.Errorf("record = %q", lines[1])
+	}
+	again := journaltest.NewServerAt(t, path)
+	time.Sleep(2 * retryInterval)
+	logger.Info("back")
+	got := again.Wait(t, 2, 5*time.Second)
+	if got[0].Count("COMPONENT") != 0 || got[0].Count("RECORDS_ON_STDOUT") != 1 {
+		t.Errorf("report entry has fields %v", got[0].Fields)
+	}
+}

@@ -18,6 +18,10 @@ var retryInterval = time.Second
 // switcher is the journal-or-stdout state shared by the Handlers derived
 // from one NewHandler.
 type switcher struct {
+	// The reports go through the handlers NewHandler made, not through
+	// a derived one that carries its own attributes and groups.
+	journal, fallback slog.Handler
+
 	mu       sync.Mutex
 	down     bool      // records go to stdout
 	nextTry  time.Time // when down: when to try the journal again
@@ -34,9 +38,9 @@ func (s *switcher) handle(ctx context.Context, jh, fh slog.Handler, r slog.Recor
 	if wasDown {
 		// The way back is reported before the record that takes it, so
 		// that the journal reads in order.
-		err = report(ctx, jh, slog.LevelInfo, "newstyle: the journal can be reached again; logging to it", nil, onStdout)
+		err = report(ctx, s.journal, slog.LevelInfo, "newstyle: the journal can be reached again; logging to it", nil, onStdout)
 		if err == nil {
-			s.up()
+			s.up(onStdout)
 		}
 	}
 	if err == nil {
@@ -45,7 +49,7 @@ func (s *switcher) handle(ctx context.Context, jh, fh slog.Handler, r slog.Recor
 		}
 	}
 	if switches(err) {
-		s.fail(ctx, fh, err)
+		s.fail(ctx, err)
 	} else {
 		s.count()
 	}
@@ -86,7 +90,7 @@ func (s *switcher) count() {
 
 // fail records that the journal failed; the first failure after it
 // worked is reported, on stdout.
-func (s *switcher) fail(ctx context.Context, fh slog.Handler, err error) {
+func (s *switcher) fail(ctx context.Context, err error) {
 	s.mu.Lock()
 	s.failures++
 	first := !s.down
@@ -94,15 +98,17 @@ func (s *switcher) fail(ctx context.Context, fh slog.Handler, err error) {
 	s.nextTry = time.Now().Add(retryInterval)
 	s.mu.Unlock()
 	if first {
-		_ = report(ctx, fh, slog.LevelWarn, "newstyle: the journal cannot be reached; logging to stdout until it can", err, 0)
+		_ = report(ctx, s.fallback, slog.LevelWarn, "newstyle: the journal cannot be reached; logging to stdout until it can", err, 0)
 	}
 }
 
-// up records that the journal works again.
-func (s *switcher) up() {
+// up records that the journal works again, and that reported of the
+// records that went to stdout have been reported; any that went there
+// since stay counted for the next report.
+func (s *switcher) up(reported uint64) {
 	s.mu.Lock()
 	s.down = false
-	s.failures = 0
+	s.failures -= reported
 	s.mu.Unlock()
 }
 

@@ -3,6 +3,7 @@ package slogcore
 import (
 	"runtime"
 	"strconv"
+	"sync"
 )
 
 // StackTracer is implemented by an error that carries the stack trace of
@@ -70,13 +71,19 @@ func WithTrace(err error, trace []byte) error {
 }
 
 type stackError struct {
-	err error
-	pcs []uintptr
+	err   error
+	pcs   []uintptr
+	once  sync.Once
+	stack []byte // formatted on first use: most errors are never logged
 }
 
 func (e *stackError) Error() string { return e.err.Error() }
 func (e *stackError) Unwrap() error { return e.err }
-func (e *stackError) Stack() []byte { return AppendStack(nil, e.pcs) }
+
+func (e *stackError) Stack() []byte {
+	e.once.Do(func() { e.stack = AppendStack(nil, e.pcs) })
+	return e.stack
+}
 
 type traceError struct {
 	err   error
