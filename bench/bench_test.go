@@ -231,14 +231,22 @@ type floor struct {
 // the workload, as the drain received it.
 func newFloor(tb testing.TB) *floor {
 	tb.Helper()
-	d := needDrain(tb)
 	w := newWriter(tb)
 	fields := newstyleFields()
-	data, err := d.sendOne(func() error { return w.Send(message, journal.PriErr, fields...) })
+	return newFloorOf(tb, func() error { return w.Send(message, journal.PriErr, fields...) })
+}
+
+// newFloorOf returns a floor whose datagram is the one send sends, as the
+// drain received it; it must be the workload, with the allowed extra
+// fields.
+func newFloorOf(tb testing.TB, send func() error, allowed ...string) *floor {
+	tb.Helper()
+	d := needDrain(tb)
+	data, err := d.sendOne(send)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := checkEntry(data); err != nil {
+	if _, err := checkEntry(data, allowed...); err != nil {
 		tb.Fatalf("newstyle's datagram is not the workload: %v", err)
 	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)

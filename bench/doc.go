@@ -1,5 +1,6 @@
 // Package bench compares journal.Writer with other Go clients of journald's
-// native protocol, and with the bare system call, on one workload. It is a
+// native protocol, journal.Handler with slog-journal's slog.Handler, and
+// both with the bare system call, on one workload. It is a
 // module of its own so that users of github.com/newstyle-go/newstyle never
 // pull the clients it is compared with.
 //

@@ -1,8 +1,9 @@
 //go:build integration
 
-// Package integration tests package journal against a real
-// systemd-journald, which it starts, kills, stops and restarts itself, and
-// reads the journal back with journalctl, as users do.
+// Package integration tests package journal, and the slog loggers of the
+// root package, against a real systemd-journald, which it starts, kills,
+// stops and restarts itself, and reads the journal back with journalctl,
+// as users do.
 //
 // The tests need root and a private mount and PID namespace, so that the
 // journald they start binds, writes and kills nothing of the host's:
@@ -51,6 +52,10 @@ var privateDirs = []string{"/run/systemd", "/run/log", "/var/log/journal", "/etc
 var systemJournald *journald
 
 func TestMain(m *testing.M) {
+	// A child process of logging_test.go: this binary run again.
+	if mode := os.Getenv(childEnv); mode != "" {
+		os.Exit(runChild(mode))
+	}
 	os.Exit(run(m))
 }
 
