@@ -46,9 +46,6 @@ func New(opts Options, f Format) *Handler {
 	return &Handler{opts: &opts, format: f}
 }
 
-// Options returns the options the Handler was made with.
-func (h *Handler) Options() *Options { return h.opts }
-
 // Enabled reports whether records at level l are handled: at or above
 // Options.Level, Info when that is nil.
 func (h *Handler) Enabled(l slog.Level) bool {
