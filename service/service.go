@@ -42,11 +42,13 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -107,9 +109,10 @@ type Service struct {
 	listeners  map[string][]net.Listener
 	listenErr  error
 
-	mu    sync.Mutex
-	stops []stopHook
-	exit  func(code int)
+	mu     sync.Mutex
+	stops  []stopHook
+	status string // the program's last STATUS=, restored after a reload
+	exit   func(code int)
 }
 
 type stopHook struct {
@@ -156,6 +159,22 @@ func (s *Service) run(fn func(ctx context.Context, svc *Service) error) int {
 	stopWatchdog := s.startWatchdog(ctx)
 	defer stopWatchdog()
 
+	// Reloads run beside the signal loop, so that a SIGTERM during a
+	// reload stops the program at once (the reload's context is
+	// cancelled); a SIGHUP during a reload asks for one more after it.
+	reloads := make(chan struct{}, 1)
+	go func() {
+		defer s.ExitOnPanic()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-reloads:
+				s.reload(ctx)
+			}
+		}
+	}()
+
 	done := make(chan int, 1)
 	go func() {
 		code := ExitOK
@@ -184,7 +203,10 @@ func (s *Service) run(fn func(ctx context.Context, svc *Service) error) int {
 			return code
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
-				s.reload(ctx)
+				select {
+				case reloads <- struct{}{}:
+				default: // one is already waiting
+				}
 				continue
 			}
 			return s.shutdown(sig, cancel, done)
@@ -311,6 +333,7 @@ func (s *Service) Logger() *slog.Logger { return s.logger }
 // STATUS= line when not empty. A Type=notify unit becomes active only now.
 func (s *Service) Ready(status string) {
 	if status != "" {
+		s.setStatus(status)
 		s.notifyf("READY=1\nSTATUS=" + oneLine(status))
 		return
 	}
@@ -318,7 +341,16 @@ func (s *Service) Ready(status string) {
 }
 
 // Status sets the text systemctl status shows (STATUS=).
-func (s *Service) Status(status string) { s.notifyf("STATUS=" + oneLine(status)) }
+func (s *Service) Status(status string) {
+	s.setStatus(status)
+	s.notifyf("STATUS=" + oneLine(status))
+}
+
+func (s *Service) setStatus(status string) {
+	s.mu.Lock()
+	s.status = status
+	s.mu.Unlock()
+}
 
 // oneLine keeps a status from adding assignments of its own to the
 // notification: it is sent as NAME=value lines.
@@ -336,12 +368,18 @@ func (s *Service) reload(ctx context.Context) {
 	// reload this is; older versions ignore it.
 	s.notifyf("RELOADING=1\n" + daemon.SdNotifyMonotonicUsec() + "\nSTATUS=reloading")
 	s.logger.Info("service: reloading")
-	status := "reloaded"
+	s.mu.Lock()
+	status := s.status
+	s.mu.Unlock()
 	if s.opts.Reload != nil {
 		if err := s.opts.Reload(ctx); err != nil {
 			s.logger.Error("service: reload failed", "err", err)
-			status = "reload failed: " + err.Error()
+			// The program runs on as before; the status says so.
+			status = strings.TrimSpace(status + " (last reload failed: " + err.Error() + ")")
 		}
+	}
+	if status == "" {
+		status = "reloaded"
 	}
 	s.notifyf("READY=1\nSTATUS=" + oneLine(status))
 }
@@ -361,8 +399,15 @@ func (s *Service) Go(name string, fn func() error) {
 // CRIT with the goroutine's stack in the traceback field, then exits the
 // process with status 2. (A panic in another goroutine than Run's ends
 // the process anyway, but Go then prints it to stderr, line by line.)
+//
+// http.ErrAbortHandler is not a crash but net/http's way to abort a
+// response (httputil.ReverseProxy uses it when a client goes away): it is
+// panicked again, for net/http to handle as it means to.
 func (s *Service) ExitOnPanic() {
 	if v := recover(); v != nil {
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
 		s.logPanic(v, debug.Stack())
 		s.exit(ExitPanic)
 	}
@@ -374,7 +419,24 @@ func (s *Service) logPanic(v any, stack []byte) {
 		err = fmt.Errorf("%v", v)
 	}
 	s.logger.Log(context.Background(), newstyle.LevelCritical, "service: panic: "+err.Error(),
-		"panic", newstyle.WithTrace(err, stack))
+		"panic", newstyle.WithTrace(err, panicStack(stack)))
+}
+
+// panicStack drops, from a runtime/debug.Stack taken in a deferred
+// recover, the frames of the recovery itself (debug.Stack, ExitOnPanic,
+// runtime's panic): the trace then starts where the panic happened, as
+// Go's own crash output does.
+func panicStack(stack []byte) []byte {
+	lines := bytes.SplitAfter(stack, []byte("\n"))
+	if len(lines) < 2 {
+		return stack
+	}
+	for i := 1; i+1 < len(lines); i++ {
+		if bytes.HasPrefix(lines[i], []byte("panic(")) {
+			return append(append([]byte(nil), lines[0]...), bytes.Join(lines[i+2:], nil)...)
+		}
+	}
+	return stack
 }
 
 // Listener returns the listening socket systemd passed under name

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -171,7 +172,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if !strings.Contains(m, "\nMONOTONIC_USEC=") {
 		t.Errorf("reloading notification %q lacks MONOTONIC_USEC", m)
 	}
-	n.waitFor(t, "READY=1\nSTATUS=reloaded")
+	n.waitFor(t, "READY=1\nSTATUS=reloaded") // no status was set before
 	signalSelf(t, syscall.SIGTERM)
 	if c := wait(t, code); c != ExitOK {
 		t.Fatalf("exit status %d", c)
@@ -398,5 +399,100 @@ func TestNotSystemd(t *testing.T) {
 	})
 	if c != ExitOK || strings.Contains(out.String(), "sd_notify failed") {
 		t.Errorf("exit %d, log:\n%s", c, out.String())
+	}
+}
+
+// A reload keeps the program's status, and a stop during a reload stops
+// at once, cancelling the reload.
+func TestReloadKeepsStatusAndYieldsToStop(t *testing.T) {
+	n := newNotifySocket(t)
+	var out lockedBuffer
+	opts := testOptions(&out)
+	calls := 0
+	inReload := make(chan struct{})
+	opts.Reload = func(ctx context.Context) error {
+		calls++
+		if calls == 1 {
+			return nil
+		}
+		close(inReload)
+		<-ctx.Done() // a reload that would hang
+		return ctx.Err()
+	}
+	code := runAsync(opts, func(ctx context.Context, svc *Service) error {
+		svc.Ready("serving on :8080")
+		<-ctx.Done()
+		return nil
+	})
+	n.waitFor(t, "READY=1")
+	signalSelf(t, syscall.SIGHUP)
+	deadline := time.Now().Add(5 * time.Second)
+	for k := 0; k < 2 && time.Now().Before(deadline); {
+		k = 0
+		for _, m := range n.messages() {
+			if m == "READY=1\nSTATUS=serving on :8080" {
+				k++
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	signalSelf(t, syscall.SIGHUP)
+	<-inReload
+	start := time.Now()
+	signalSelf(t, syscall.SIGTERM)
+	if c := wait(t, code); c != ExitOK {
+		t.Fatalf("exit status %d; log:\n%s", c, out.String())
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("stop during a hung reload took %v", took)
+	}
+	var ready []string
+	for _, m := range n.messages() {
+		if strings.HasPrefix(m, "READY=1") {
+			ready = append(ready, m)
+		}
+	}
+	if len(ready) < 2 || ready[1] != "READY=1\nSTATUS=serving on :8080" {
+		t.Errorf("READY notifications %q: the reload lost the status", ready)
+	}
+}
+
+func TestPanicTraceStartsAtThePanic(t *testing.T) {
+	newNotifySocket(t)
+	var out lockedBuffer
+	Run(testOptions(&out), func(context.Context, *Service) error { panicHere(); return nil })
+	line := out.String()
+	i := strings.Index(line, `traceback="`)
+	if i < 0 {
+		t.Fatalf("no traceback: %q", line)
+	}
+	trace := line[i:]
+	if !strings.HasPrefix(trace, `traceback="goroutine `) || strings.Contains(trace, "debug.Stack") || strings.Contains(trace, "ExitOnPanic") {
+		t.Errorf("traceback holds the recovery's frames: %s", trace)
+	}
+	if !strings.Contains(trace, `[running]:\ngithub.com/newstyle-go/newstyle/service.panicHere(`) {
+		t.Errorf("traceback does not start at the panicking function: %s", trace)
+	}
+}
+
+func panicHere() { panic("here") }
+
+func TestExitOnPanicLetsAbortHandlerThrough(t *testing.T) {
+	var out lockedBuffer
+	svc := &Service{logger: newstyle.NewLogger(&newstyle.Options{Target: newstyle.TargetStdout, Stdout: &out}),
+		exit: func(int) { t.Error("ErrAbortHandler ended the process") }}
+	var got any
+	func() {
+		defer func() { got = recover() }()
+		func() {
+			defer svc.ExitOnPanic()
+			panic(http.ErrAbortHandler)
+		}()
+	}()
+	if got != http.ErrAbortHandler {
+		t.Errorf("recovered %v, want http.ErrAbortHandler panicked again", got)
+	}
+	if out.String() != "" {
+		t.Errorf("logged %q", out.String())
 	}
 }
