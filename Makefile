@@ -1,14 +1,20 @@
 # make deps   install what the targets below need (Debian 12, as root)
 # make test   vet, unit tests, then the integration tier against a real
-#             systemd-journald in a private namespace (root)
+#             systemd-journald in a private namespace, then the container
+#             tier: cmd/newstyle-demo under a real systemd booted with
+#             systemd-nspawn (root)
 # make demo   run examples/journal-writer and examples/slog-tour against a
-#             private journald and show their entries as journalctl does
+#             private journald and show their entries as journalctl does;
+#             then cmd/newstyle-demo as a service in a throwaway systemd
+#             container: requests, an error, a panic and the restart, as
+#             journalctl -o json-pretty shows them (scripts/demo-container.sh)
 # make bench  the benchmarks of the bench module, in a private namespace
 # make fuzz   every Fuzz target of the module,
 #             FUZZTIME (20s) each
 #
 # Nothing here touches the host's journal: every journald runs in the
-# private mount and PID namespace of scripts/private-ns.sh.
+# private mount and PID namespace of scripts/private-ns.sh, or in a
+# container whose /etc, /var and network are its own.
 
 GO ?= go
 export GO
@@ -37,6 +43,9 @@ test: deps
 	# it claims to, byte for byte.
 	cd bench && $(GO) vet ./...
 	$(PRIVATE_NS) sh -c 'cd bench && $(GO) test -count=1 -run . ./...'
+	# The container tier: one systemd container for the package.
+	$(GO) vet -tags container ./integration/container/
+	$(GO) test -tags container -count=1 -timeout 15m ./integration/container/
 
 # The integration tier alone.
 integration: deps
@@ -53,6 +62,7 @@ demo: deps
 		NEWSTYLE_LOG_TARGET=journal bin/slog-tour && journalctl --sync && \
 		journalctl -o json-pretty --all --no-pager -t slog-tour && \
 		NEWSTYLE_LOG_TARGET=stdout bin/slog-tour'
+	scripts/demo-container.sh
 
 bench: deps
 	$(PRIVATE_NS) sh -c 'cd bench && $(GO) test -run XXX -bench . -benchmem -count 6'

@@ -7,6 +7,10 @@
 #   systemd     systemd-journald and journalctl (not as PID 1: the tests
 #               start journald themselves)
 #   gcc, libc6-dev  go test -race needs cgo
+#   systemd-container  systemd-nspawn, for the container tier
+#               (integration/container) and make demo; pinned to the
+#               installed systemd's version, since the archive may offer a
+#               newer one that would upgrade systemd itself
 #
 # It is idempotent: it asks dpkg what is installed, and runs apt-get (update
 # included) only when something is missing.
@@ -23,19 +27,34 @@ command -v dpkg-query >/dev/null || {
 	exit 1
 }
 
+installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }
+
 missing=()
 for p in "${packages[@]}"; do
-	if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" != installed ]; then
-		missing+=("$p")
-	fi
+	installed "$p" || missing+=("$p")
 done
-[ ${#missing[@]} -gt 0 ] || exit 0
+
+# systemd-container at exactly systemd's version (known once systemd is).
+container_missing() {
+	local want
+	want=$(dpkg-query -W -f='${Version}' systemd 2>/dev/null) || return 0
+	[ "$(dpkg-query -W -f='${db:Status-Status} ${Version}' systemd-container 2>/dev/null)" != "installed $want" ]
+}
+
+[ ${#missing[@]} -gt 0 ] || container_missing || exit 0
 
 if [ "$(id -u)" != 0 ]; then
-	echo "deps: missing ${missing[*]}: run as root to install them" >&2
+	echo "deps: missing ${missing[*]} systemd-container: run as root to install them" >&2
 	exit 1
 fi
-echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update </dev/null
-apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}"
+	apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
+fi
+if container_missing; then
+	version=$(dpkg-query -W -f='${Version}' systemd)
+	echo "deps: installing systemd-container=$version"
+	apt-get install -y --no-install-recommends --allow-downgrades "systemd-container=$version" </dev/null
+fi

@@ -1,0 +1,252 @@
+// Command newstyle-demo is a small HTTP service run as a new-style daemon
+// with package service: socket activation, READY=1 after a warm-up, a
+// watchdog fed while a health check passes, reload on SIGHUP, a clean
+// stop, and every request logged to the journal as one entry with fields.
+//
+// Its endpoints show what systemd and the journal do with each case:
+//
+//	/        a greeting (reloaded on SIGHUP from the greeting file)
+//	/error   500, and one entry at priority err with the error's stack
+//	         in its TRACEBACK field
+//	/panic   a panic in the handler: one entry at priority crit with the
+//	         goroutine's stack, exit status 2, Restart=on-failure
+//	/hang    the health check blocks from now on: the watchdog goes
+//	         hungry and systemd kills and restarts the service
+//	/slow    answers after 3 s: a request in flight when systemctl stop
+//	         comes is finished before the process exits
+//
+// newstyle-demo.service and newstyle-demo.socket beside this file are its
+// units; `make demo` runs it in a throwaway systemd container
+// (scripts/demo-container.sh). Outside systemd it listens on -listen
+// itself and logs to stdout:
+//
+//	go run ./cmd/newstyle-demo -listen 127.0.0.1:8080
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/newstyle-go/newstyle"
+	"github.com/newstyle-go/newstyle/service"
+)
+
+// identifier is the SYSLOG_IDENTIFIER of the entries (journalctl -t).
+const identifier = "newstyle-demo"
+
+const defaultGreeting = "hello from newstyle-demo"
+
+func main() {
+	listen := flag.String("listen", ":8080", "TCP address to listen on when not socket-activated")
+	warmup := flag.Duration("warmup", 2*time.Second, "how long starting (before READY=1) and reloading take")
+	greetingFile := flag.String("greeting-file", defaultGreetingFile(),
+		"file whose first line is the greeting, read at start and on SIGHUP; empty for the built-in one")
+	flag.Parse()
+
+	d := &demo{greetingFile: *greetingFile, warmup: *warmup}
+	service.Main(service.Options{
+		Log:             &newstyle.Options{SyslogIdentifier: identifier},
+		ShutdownTimeout: 10 * time.Second, // within the unit's TimeoutStopSec=15s
+		Reload:          d.reload,
+		Health:          d.health,
+	}, func(ctx context.Context, svc *service.Service) error {
+		return d.run(ctx, svc, *listen)
+	})
+}
+
+// defaultGreetingFile is the greeting file in the unit's
+// ConfigurationDirectory= (/etc/newstyle-demo), when systemd set one.
+func defaultGreetingFile() string {
+	if dir := os.Getenv("CONFIGURATION_DIRECTORY"); dir != "" {
+		return filepath.Join(strings.SplitN(dir, ":", 2)[0], "greeting")
+	}
+	return ""
+}
+
+type demo struct {
+	greetingFile string
+	warmup       time.Duration
+	greeting     atomic.Pointer[string]
+
+	// state stands for the lock a real service's handlers share: the
+	// health check takes it, and /hang takes it for good — a deadlock
+	// that only the watchdog sees.
+	state sync.Mutex
+}
+
+func (d *demo) run(ctx context.Context, svc *service.Service, listen string) error {
+	log := svc.Logger()
+	// Listener takes LISTEN_FDS away from the environment: look first.
+	activated := os.Getenv("LISTEN_FDS") != ""
+	ln, err := svc.Listener("http", listen)
+	if err != nil {
+		return err
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "socket_activated", activated)
+
+	if err := d.loadGreeting(); err != nil {
+		return err
+	}
+	// With socket activation, connections made meanwhile wait in the
+	// socket's queue: none is refused.
+	svc.Status("warming up")
+	log.Info("warming up", "duration", d.warmup)
+	select {
+	case <-time.After(d.warmup):
+	case <-ctx.Done():
+		return nil
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", d.hello)
+	mux.HandleFunc("GET /error", d.fail)
+	mux.HandleFunc("GET /panic", d.crash)
+	mux.HandleFunc("GET /hang", d.hang)
+	mux.HandleFunc("GET /slow", slow)
+	srv := &http.Server{
+		Handler:           logRequests(log, exitOnPanic(svc, mux)),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	svc.OnStop("http", srv.Shutdown)
+	svc.Ready("serving on " + ln.Addr().String())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (d *demo) hello(w http.ResponseWriter, r *http.Request) {
+	fmt.Fprintln(w, *d.greeting.Load())
+}
+
+func (d *demo) fail(w http.ResponseWriter, r *http.Request) {
+	err := lookUpOrder("A-1042")
+	slog.ErrorContext(r.Context(), "order lookup failed", "order_id", "A-1042", "err", err)
+	http.Error(w, "internal error", http.StatusInternalServerError)
+}
+
+// lookUpOrder fails, with its stack attached: the entry's TRACEBACK.
+func lookUpOrder(id string) error {
+	return newstyle.WithStack(fmt.Errorf("order %s: %w", id, errors.New("database unreachable")))
+}
+
+// crash has a bug of the kind that panics: a write to a nil map.
+func (d *demo) crash(w http.ResponseWriter, r *http.Request) {
+	var orders map[string]int
+	orders["A-1042"]++ // assignment to entry in nil map
+}
+
+func (d *demo) hang(w http.ResponseWriter, r *http.Request) {
+	d.state.Lock() // never unlocked
+	slog.WarnContext(r.Context(), "the state lock is taken for good: the health check will hang")
+	w.WriteHeader(http.StatusAccepted)
+	fmt.Fprintln(w, "hanging: the watchdog will restart the service")
+}
+
+// slow takes its time, unless the client goes away.
+func slow(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-time.After(3 * time.Second):
+		fmt.Fprintln(w, "done, slowly")
+	case <-r.Context().Done():
+	}
+}
+
+// health is the watchdog's check: it hangs once /hang took the lock.
+func (d *demo) health(ctx context.Context) error {
+	d.state.Lock()
+	defer d.state.Unlock()
+	return ctx.Err()
+}
+
+// reload re-reads the greeting and warms up again, between RELOADING=1
+// and READY=1.
+func (d *demo) reload(ctx context.Context) error {
+	if err := d.loadGreeting(); err != nil {
+		return err
+	}
+	select {
+	case <-time.After(d.warmup):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (d *demo) loadGreeting() error {
+	g := defaultGreeting
+	source := "built-in"
+	if d.greetingFile != "" {
+		b, err := os.ReadFile(d.greetingFile)
+		switch {
+		case err == nil:
+			g, _, _ = strings.Cut(strings.TrimSpace(string(b)), "\n")
+			source = d.greetingFile
+		case errors.Is(err, os.ErrNotExist):
+			// No file: the built-in greeting.
+		default:
+			return fmt.Errorf("greeting: %w", err)
+		}
+	}
+	d.greeting.Store(&g)
+	slog.Info("greeting loaded", "greeting", g, "source", source)
+	return nil
+}
+
+// exitOnPanic makes a panic in a handler end the process through
+// svc.ExitOnPanic — logged at crit with its stack, one entry, exit status
+// 2 — rather than net/http's recovery, which logs it line by line and
+// serves on in a state nobody knows.
+func exitOnPanic(svc *service.Service, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer svc.ExitOnPanic()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// logRequests logs each request as one record: info, or warning for a
+// server error.
+func logRequests(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		level := slog.LevelInfo
+		if rec.status >= 500 {
+			level = slog.LevelWarn
+		}
+		log.LogAttrs(r.Context(), level, "request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("remote", r.RemoteAddr),
+		)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wroteHeader {
+		s.status, s.wroteHeader = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
