@@ -27,6 +27,16 @@
 // sentinels with [errors.Is] and is counted in [Writer.Stats]: no entry is
 // lost without a trace.
 //
+// # Handler
+//
+// [Handler] is a [log/slog.Handler] on a Writer: each record becomes one
+// entry with MESSAGE, PRIORITY (mapped from any slog level), the record's
+// attributes as fields, and stack traces in a TRACEBACK field of their
+// own. It is forgiving where the Writer is strict: attribute keys are made
+// valid field names by one documented rule (see Handler). Most programs
+// get one through the root package, newstyle.NewLogger, which also falls
+// back to stdout when journald cannot be reached.
+//
 // # Field names
 //
 // journald accepts a field name of 1 to 64 characters from A–Z, 0–9 and
