@@ -36,7 +36,9 @@
 //
 //	0  the function returned nil, and shutdown finished in time
 //	1  the function returned an error (it is logged)
-//	2  a panic (it is logged with its stack)
+//	2  a panic (it is logged with its stack), or SIGABRT, which systemd
+//	   sends when the watchdog was not fed (logged with the stacks of all
+//	   goroutines, one entry, to show where the program hung)
 //	3  shutdown did not finish within Options.ShutdownTimeout (what did
 //	   not finish is logged)
 package service
@@ -51,6 +53,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -153,7 +156,7 @@ func (s *Service) run(fn func(ctx context.Context, svc *Service) error) int {
 	defer cancel()
 
 	signals := make(chan os.Signal, 4)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGABRT)
 	defer signal.Stop(signals)
 
 	stopWatchdog := s.startWatchdog(ctx)
@@ -202,6 +205,11 @@ func (s *Service) run(fn func(ctx context.Context, svc *Service) error) int {
 			}
 			return code
 		case sig := <-signals:
+			if sig == syscall.SIGABRT {
+				s.logAbort()
+				s.exit(ExitPanic)
+				return ExitPanic
+			}
 			if sig == syscall.SIGHUP {
 				select {
 				case reloads <- struct{}{}:
@@ -420,6 +428,17 @@ func (s *Service) logPanic(v any, stack []byte) {
 	}
 	s.logger.Log(context.Background(), newstyle.LevelCritical, "service: panic: "+err.Error(),
 		"panic", newstyle.WithTrace(err, panicStack(stack)))
+}
+
+// logAbort logs every goroutine's stack, in one entry. systemd sends
+// SIGABRT when the watchdog was not fed in time; Go's own answer would be
+// the same dump on stderr, one journal entry per line.
+func (s *Service) logAbort() {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	err := errors.New("SIGABRT (from systemd: the watchdog was not fed in time?)")
+	s.logger.Log(context.Background(), newstyle.LevelCritical, "service: aborted; the stacks of all goroutines follow",
+		"abort", newstyle.WithTrace(err, buf))
 }
 
 // panicStack drops, from a runtime/debug.Stack taken in a deferred

@@ -496,3 +496,39 @@ func TestExitOnPanicLetsAbortHandlerThrough(t *testing.T) {
 		t.Errorf("logged %q", out.String())
 	}
 }
+
+// SIGABRT, systemd's watchdog signal, logs every goroutine's stack in one
+// record and exits 2.
+func TestAbortLogsAllStacks(t *testing.T) {
+	newNotifySocket(t)
+	exited := make(chan int, 1)
+	orig := osExit
+	osExit = func(code int) { exited <- code }
+	t.Cleanup(func() { osExit = orig })
+	var out lockedBuffer
+	stuck := make(chan struct{})
+	defer close(stuck)
+	code := runAsync(testOptions(&out), func(ctx context.Context, svc *Service) error {
+		go stuckHere(stuck)
+		svc.Ready("")
+		<-ctx.Done()
+		return nil
+	})
+	time.Sleep(50 * time.Millisecond)
+	signalSelf(t, syscall.SIGABRT)
+	if c := wait(t, code); c != ExitPanic {
+		t.Fatalf("exit status %d, want %d", c, ExitPanic)
+	}
+	if c := <-exited; c != ExitPanic {
+		t.Errorf("exit %d", c)
+	}
+	line := out.String()
+	if strings.Count(line, "\n") != 1 || !strings.HasPrefix(line, "<2>service: aborted") {
+		t.Fatalf("log = %q, want one CRIT line", line)
+	}
+	if !strings.Contains(line, "service.stuckHere(") {
+		t.Errorf("the dump lacks the stuck goroutine: %s", line)
+	}
+}
+
+func stuckHere(c chan struct{}) { <-c }

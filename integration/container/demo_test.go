@@ -497,6 +497,17 @@ func TestWatchdogRestartsHungService(t *testing.T) {
 	if len(failed) != 1 || failed[0].get("PRIORITY") != "3" {
 		t.Errorf("want one entry at err of the failed health check:\n%s", dump(filter(entries, fromPID(pid))))
 	}
+	// systemd's SIGABRT: every goroutine's stack in one CRIT entry, the
+	// hung health check among them; no runtime dump on stderr.
+	hung := filter(entries, fromPID(pid))
+	aborted := filter(hung, withMessage("service: aborted; the stacks of all goroutines follow"))
+	if len(aborted) != 1 || aborted[0].get("PRIORITY") != "2" ||
+		!strings.Contains(aborted[0].get("TRACEBACK"), "main.(*demo).health(") {
+		t.Errorf("want one crit entry with all stacks, the health check's among them:\n%s", dump(hung))
+	}
+	if n := count(hung, func(e entry) bool { return e.get("_TRANSPORT") == "stdout" }); n != 0 {
+		t.Errorf("%d stdout/stderr entries from the hung process:\n%s", n, dump(hung))
+	}
 }
 
 // TestStdoutFallback: with the journal's socket out of reach
