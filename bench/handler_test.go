@@ -225,15 +225,7 @@ func BenchmarkHandler(b *testing.B) {
 		v := newSlogValues()
 		ctx := context.Background()
 		f := newFloorOf(b, func() error { newstyleArgs(ctx, logger, v); return nil }, newstyleExtras...)
-		r := begin(b, f.send, newstyleExtras...)
-		n := 0
-		for b.Loop() {
-			if errno := f.sendto(); errno != 0 {
-				b.Fatal(errno)
-			}
-			n++
-		}
-		r.end(b, n)
+		benchFloor(b, f, newstyleExtras...)
 	})
 }
 
