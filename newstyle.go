@@ -114,13 +114,12 @@ func NewHandler(opts *Options) *Handler {
 	if stdout == nil {
 		stdout = os.Stdout
 	}
-	tracebackField := opts.TracebackField
 	h := &Handler{
 		fallback: stdoutfallback.NewHandler(stdout, &stdoutfallback.HandlerOptions{
 			Level:          opts.Level,
 			AddSource:      opts.AddSource,
 			ReplaceAttr:    opts.ReplaceAttr,
-			TracebackField: tracebackField,
+			TracebackField: opts.TracebackField,
 			StackLevel:     opts.StackLevel,
 		}),
 		sw: &switcher{},
@@ -139,7 +138,7 @@ func NewHandler(opts *Options) *Handler {
 		Level:          opts.Level,
 		AddSource:      opts.AddSource,
 		ReplaceAttr:    opts.ReplaceAttr,
-		TracebackField: tracebackField,
+		TracebackField: opts.TracebackField,
 		StackLevel:     opts.StackLevel,
 	})
 	h.writer = w

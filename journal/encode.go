@@ -66,10 +66,17 @@ func checkEntry(message string, priority Priority, ident []byte, fields []Field,
 	// journald counts name=value bytes, one separator per field, the
 	// _TRANSPORT field and a trailer; our framing (binary lengths) is a
 	// little larger than that, so the bound errs on the safe side.
-	if n > maxFieldCount || size+transportFieldLen+n+2 > limit {
+	if overLimits(size, n, limit) {
 		return 0, false, ErrTooLarge
 	}
 	return size, hasIdent, nil
+}
+
+// overLimits reports whether an entry of size bytes in fields fields is
+// more than journald takes: too many fields, or more than limit bytes
+// once journald has added its separators, a trailer and _TRANSPORT.
+func overLimits(size, fields, limit int) bool {
+	return fields > maxFieldCount || size+transportFieldLen+fields+2 > limit
 }
 
 // fieldSize is the most a field can take on the wire: the binary form.

@@ -182,7 +182,7 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 	var err error
 	// Every field is at most the whole entry, so checking the entry
 	// against the smaller limit covers journald's limit per field too.
-	if fields > maxFieldCount || len(b)+transportFieldLen+fields+2 > min(h.w.limit, maxDataSize) {
+	if overLimits(len(b), fields, min(h.w.limit, maxDataSize)) {
 		err = ErrTooLarge
 		h.w.stats.fail(err)
 	} else {

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -78,8 +79,4 @@ func (s *Service) healthy(ctx context.Context, within time.Duration) error {
 	}
 }
 
-var errHealthTimeout = errorString("health check did not answer within half the watchdog interval")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errHealthTimeout = errors.New("health check did not answer within half the watchdog interval")
