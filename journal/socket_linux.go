@@ -5,6 +5,7 @@ package journal
 import (
 	"errors"
 	"os"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -19,16 +20,39 @@ const sendBufferSize = 8 << 20
 // sends to. The address is encoded once: sendto then reads it without
 // building anything, which keeps a send free of allocations and of data
 // races between goroutines.
+//
+// One socket serves every Writer of the process that sends to the same
+// path, as libsystemd and go-systemd each keep one: making Writers (and so
+// loggers) costs no descriptor each. It is counted by its Writers and
+// closed with the last one.
 type socket struct {
 	fd      int
 	path    string
-	timeout time.Duration // SO_SNDTIMEO; <= 0 for none
 	addr    unix.RawSockaddrUnix
 	addrLen uint32
+	refs    int // Writers using it; guarded by sockets.mu
+
+	// The callers that found journald's queue full wait here, as
+	// goroutines (see congestion).
+	q congestion
 }
 
-func openSocket(path string, timeout time.Duration) (*socket, error) {
-	s := &socket{path: path, timeout: timeout}
+// sockets holds the process's sockets, one per path.
+var sockets = struct {
+	mu sync.Mutex
+	m  map[string]*socket
+}{m: make(map[string]*socket)}
+
+// openSocket returns the process's socket for path, opening it if no
+// Writer has it open. Each call must be paired with one release.
+func openSocket(path string) (*socket, error) {
+	sockets.mu.Lock()
+	defer sockets.mu.Unlock()
+	if s := sockets.m[path]; s != nil {
+		s.refs++
+		return s, nil
+	}
+	s := &socket{path: path, refs: 1}
 	if len(path) >= len(s.addr.Path) {
 		return nil, errors.New("journal: socket path too long: " + quote(path))
 	}
@@ -44,17 +68,23 @@ func openSocket(path string, timeout time.Duration) (*socket, error) {
 	}
 	s.fd = fd
 	raiseSendBuffer(fd, sendBufferSize)
-	if timeout > 0 {
-		// The socket stays blocking, and the kernel bounds the wait: an
-		// unconnected datagram socket cannot be polled for "the receiver's
-		// queue has room", so a non-blocking one would have to spin.
-		tv := unix.NsecToTimeval(timeout.Nanoseconds())
-		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
-			unix.Close(fd)
-			return nil, os.NewSyscallError("journal: setsockopt SO_SNDTIMEO", err)
-		}
-	}
+	sockets.m[path] = s
 	return s, nil
+}
+
+// release gives up one Writer's use of s; the last closes it.
+func (s *socket) release() error {
+	sockets.mu.Lock()
+	defer sockets.mu.Unlock()
+	if s.refs--; s.refs > 0 {
+		return nil
+	}
+	delete(sockets.m, s.path)
+	s.q.close()
+	if err := unix.Close(s.fd); err != nil {
+		return os.NewSyscallError("journal: close", err)
+	}
+	return nil
 }
 
 // raiseSendBuffer raises the socket's send buffer to at least n bytes, as
@@ -73,65 +103,57 @@ func raiseSendBuffer(fd, n int) {
 }
 
 // send sends data as one datagram or, when it does not fit in one, through
-// a sealed file. It reports which.
-func (s *socket) send(data []byte) (viaFile bool, err error) {
-	errno := s.sendto(data)
+// a sealed file, waiting at most timeout (< 0: without bound) for room in
+// journald's queue. It reports which way it went.
+//
+// The socket never blocks in the kernel: every send is MSG_DONTWAIT. A
+// send blocked in the kernel holds an OS thread for as long as it waits,
+// so a stalled journald and thousands of logging goroutines would make
+// thousands of threads (Go dies at 10,000). When journald's queue is full,
+// the caller waits in Go instead (see congestion), as a parked goroutine.
+func (s *socket) send(data []byte, timeout time.Duration) (viaFile bool, err error) {
+	errno := unix.EAGAIN
+	if !s.q.busy() {
+		// Callers already waiting go first: a newcomer does not take the
+		// room journald just made from one who has waited for it.
+		errno = s.sendto(data)
+	}
+	if errno == unix.EAGAIN {
+		errno = s.q.wait(s, data, nil, timeout)
+	}
 	switch errno {
 	case 0:
 		return false, nil
 	case unix.EMSGSIZE, unix.ENOBUFS:
 		// Too large for a datagram, or for the kernel to allocate one.
-		return true, s.sendFile(data)
+		return true, s.sendFile(data, timeout)
 	}
-	// libsystemd also retries EAGAIN through a memfd; its socket has no
-	// send timeout. Ours has, so EAGAIN means journald's queue stayed full
-	// for all of it, and a memfd's datagram would wait on the same queue.
+	// libsystemd also retries EAGAIN through a memfd; its socket blocks
+	// without bound. Ours waited the whole timeout, so EAGAIN means
+	// journald's queue stayed full for all of it, and a memfd's datagram
+	// would wait on the same queue.
 	return false, s.error(errno)
 }
 
+// sendto makes one attempt to send data as a datagram.
 func (s *socket) sendto(data []byte) unix.Errno {
 	var p unsafe.Pointer
 	if len(data) > 0 {
 		p = unsafe.Pointer(&data[0])
 	}
-	var r retry
 	for {
 		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(p), uintptr(len(data)),
-			unix.MSG_NOSIGNAL, uintptr(unsafe.Pointer(&s.addr)), uintptr(s.addrLen))
-		if !r.again(errno, s.timeout) {
+			unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&s.addr)), uintptr(s.addrLen))
+		if errno != unix.EINTR {
 			return errno
 		}
 	}
 }
 
-// retry decides whether to repeat a send that a signal interrupted. A
-// signal interrupts a send waiting under SO_SNDTIMEO even with SA_RESTART,
-// and the entry was not sent, so it is sent again; but each attempt waits
-// a full timeout anew, so a steady stream of signals (SIGCHLD, SIGPROF)
-// would stretch the wait without end. From the first interruption on,
-// attempts are made only until one more timeout has passed: a send then
-// waits less than twice the timeout in all, and the fast path reads no
-// clock.
-type retry struct{ deadline time.Time }
-
-func (r *retry) again(errno unix.Errno, timeout time.Duration) bool {
-	if errno != unix.EINTR {
-		return false
-	}
-	if timeout <= 0 {
-		return true
-	}
-	if r.deadline.IsZero() {
-		r.deadline = time.Now().Add(timeout)
-		return true
-	}
-	return time.Now().Before(r.deadline)
-}
-
 // sendFile writes data to a sealed memfd, or failing that an unlinked file
 // under /dev/shm, and passes its descriptor to journald, which reads the
 // entry from it.
-func (s *socket) sendFile(data []byte) error {
+func (s *socket) sendFile(data []byte, timeout time.Duration) error {
 	fd, err := openEntryFile()
 	if err != nil {
 		return &sendError{kind: errFile, errno: errnoOf(err), path: s.path}
@@ -147,15 +169,26 @@ func (s *socket) sendFile(data []byte) error {
 	_, _ = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE|unix.F_SEAL_SEAL)
 
 	rights := unix.UnixRights(fd)
+	errno := unix.EAGAIN
+	if !s.q.busy() {
+		errno = s.sendRights(rights)
+	}
+	if errno == unix.EAGAIN {
+		errno = s.q.wait(s, nil, rights, timeout)
+	}
+	if errno != 0 {
+		return s.error(errno)
+	}
+	return nil
+}
+
+// sendRights makes one attempt to pass the descriptor in rights.
+func (s *socket) sendRights(rights []byte) unix.Errno {
 	to := &unix.SockaddrUnix{Name: s.path}
-	var r retry
 	for {
-		err = unix.Sendmsg(s.fd, nil, rights, to, unix.MSG_NOSIGNAL)
-		if errno := errnoOf(err); !r.again(errno, s.timeout) {
-			if err != nil {
-				return s.error(errno)
-			}
-			return nil
+		err := unix.Sendmsg(s.fd, nil, rights, to, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+		if errno := errnoOf(err); errno != unix.EINTR {
+			return errno
 		}
 	}
 }
@@ -222,9 +255,8 @@ func (s *socket) error(errno unix.Errno) error {
 		kind = ErrNotListening
 	case unix.EACCES, unix.EPERM:
 		kind = ErrPermission
-	case unix.EAGAIN, unix.EINTR:
-		// EINTR is returned only once retry has given up: the wait has
-		// taken the whole timeout, between interruptions.
+	case unix.EAGAIN:
+		// Only ever returned once the wait has taken the whole timeout.
 		kind = ErrTimeout
 	}
 	return &sendError{kind: kind, errno: errno, path: s.path}
@@ -234,11 +266,4 @@ func errnoOf(err error) unix.Errno {
 	var errno unix.Errno
 	errors.As(err, &errno)
 	return errno
-}
-
-func (s *socket) close() error {
-	if err := unix.Close(s.fd); err != nil {
-		return os.NewSyscallError("journal: close", err)
-	}
-	return nil
 }

@@ -8,12 +8,12 @@ import "time"
 // so that callers fall back as they would on a Linux without journald.
 type socket struct{ path string }
 
-func openSocket(path string, _ time.Duration) (*socket, error) { return &socket{path: path}, nil }
+func openSocket(path string) (*socket, error) { return &socket{path: path}, nil }
 
-func (s *socket) send([]byte) (bool, error) {
+func (s *socket) send([]byte, time.Duration) (bool, error) {
 	return false, &sendError{kind: ErrNoSocket, path: s.path}
 }
 
 func (s *socket) probe() error { return &sendError{kind: ErrNoSocket, path: s.path} }
 
-func (s *socket) close() error { return nil }
+func (s *socket) release() error { return nil }

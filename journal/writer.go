@@ -3,6 +3,7 @@ package journal
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -25,10 +26,10 @@ type WriterOptions struct {
 	SocketPath string
 
 	// SendTimeout bounds how long Send waits while journald's socket queue
-	// is full; after it, Send returns ErrTimeout. Signals that interrupt
-	// the wait can stretch it, to less than twice SendTimeout. Zero means
+	// is full; after it, Send returns ErrTimeout. Zero means
 	// DefaultSendTimeout; a negative value waits as long as it takes, as
-	// libsystemd's sd_journal_send does.
+	// libsystemd's sd_journal_send does. A waiting Send is a parked
+	// goroutine, not an OS thread (see Writer).
 	SendTimeout time.Duration
 
 	// Identifier is sent as SYSLOG_IDENTIFIER with every entry that does
@@ -40,11 +41,22 @@ type WriterOptions struct {
 // Writer sends entries to journald over the native protocol. It is safe for
 // concurrent use; each Send is one entry, delivered whole or not at all.
 //
-// A Writer owns one datagram socket, opened by NewWriter and not connected
-// to journald: every send names the socket path, so a journald that is
-// restarted is reached again by the next Send, with nothing to reopen. Its
-// send buffer is raised to 8 MiB (as libsystemd does) so that entries of a
-// few MiB still fit in one datagram.
+// Writers send through one datagram socket per socket path, shared by
+// every Writer of the process (as libsystemd and go-systemd share theirs),
+// so that making Writers, and loggers on them, costs no descriptor each;
+// the last Writer to be closed, or garbage-collected unclosed, closes it.
+// The socket is not connected to journald: every send names the socket
+// path, so a journald that is restarted is reached again by the next
+// Send, with nothing to reopen. Its send buffer is raised to 8 MiB (as
+// libsystemd does) so that entries of a few MiB still fit in one datagram.
+//
+// Send never blocks in the kernel. While journald's socket queue is full
+// (journald busy, stalled on a slow disk, or stopped), callers wait in Go,
+// parked as goroutines, oldest first, each for at most SendTimeout, while
+// one goroutine sends for them as journald makes room; so a stalled
+// journald costs no OS thread per waiting caller, however many goroutines
+// log (a second, connected socket watched by Go's network poller is opened
+// for that the first time it is needed).
 //
 // An entry too large for a datagram (EMSGSIZE, or ENOBUFS when the kernel
 // cannot allocate it) is written to a memfd sealed against writing,
@@ -69,11 +81,13 @@ type Writer struct {
 	ident   []byte // pre-encoded SYSLOG_IDENTIFIER field; nil for none
 	timeout time.Duration
 	limit   int // largest entry journald takes from this process
+	sock    *socket
+	release *release
 
-	// mu guards sock against Close: Send holds it for reading across the
-	// system call, so the descriptor cannot be closed and reused under it.
+	// mu guards the socket against Close: Send holds it for reading
+	// across the system call, so the descriptor cannot be closed and
+	// reused under it.
 	mu     sync.RWMutex
-	sock   *socket
 	closed bool
 
 	stats counters
@@ -97,12 +111,26 @@ func NewWriter(opts WriterOptions) (*Writer, error) {
 	if ident != "" {
 		w.ident = appendStringField(nil, "SYSLOG_IDENTIFIER", ident)
 	}
-	s, err := openSocket(w.path, w.timeout)
+	s, err := openSocket(w.path)
 	if err != nil {
 		return nil, err
 	}
 	w.sock = s
+	w.release = &release{s: s}
+	// A Writer dropped without Close gives the socket back all the same.
+	runtime.AddCleanup(w, (*release).do, w.release)
 	return w, nil
+}
+
+// release gives a Writer's use of its socket back, once.
+type release struct {
+	once sync.Once
+	s    *socket
+	err  error
+}
+
+func (r *release) do() {
+	r.once.Do(func() { r.err = r.s.release() })
 }
 
 // SocketPath returns the path the Writer sends to.
@@ -142,7 +170,7 @@ func (w *Writer) transmit(data []byte) error {
 		w.stats.fail(ErrClosed)
 		return ErrClosed
 	}
-	viaFile, err := w.sock.send(data)
+	viaFile, err := w.sock.send(data, w.timeout)
 	w.mu.RUnlock()
 	if err != nil {
 		w.stats.fail(err)
@@ -158,8 +186,10 @@ func (w *Writer) transmit(data []byte) error {
 // Stats.
 func (w *Writer) Probe() error { return w.sock.probe() }
 
-// Close closes the Writer's socket. It waits for sends under way; later
-// sends return ErrClosed. Closing twice is not an error.
+// Close releases the Writer's socket: the process's socket for the path is
+// closed with the last Writer that uses it. Close waits for sends under
+// way (each for at most SendTimeout); later sends return ErrClosed.
+// Closing twice is not an error.
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -167,7 +197,8 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
-	return w.sock.close()
+	w.release.do()
+	return w.release.err
 }
 
 // ProgramName returns the base name of the running program (os.Args[0]),
