@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/newstyle-go/newstyle/internal/journaltest"
+	"github.com/newstyle-go/newstyle/internal/testutil"
 )
 
 // FuzzEncodeParse checks that whatever the message, name and value, the
@@ -99,6 +100,46 @@ func FuzzHandlerOneEntry(f *testing.F) {
 		attr := e.Fields[3]
 		if !ValidFieldName(attr.Name) || string(attr.Value) != value {
 			t.Fatalf("attribute became %q=%q", attr.Name, attr.Value)
+		}
+	})
+}
+
+// FuzzHandlerPanickyValue checks that a value whose method panics, with any
+// panic text, under any key, leaves one entry with every field expected:
+// the panic is written as log/slog writes it, the value after it arrives.
+func FuzzHandlerPanickyValue(f *testing.F) {
+	f.Add("m", "k", uint8(0), "boom")
+	f.Add("a\nb", "MESSAGE", uint8(7), "x\n\nPRIORITY=0")
+	f.Add("", "", uint8(200), "\x00\xff")
+	f.Fuzz(func(t *testing.T, message, key string, pick uint8, panicText string) {
+		cases := testutil.PanickyValues()
+		tc := testutil.PanickyValue{Value: testutil.PanicWith{V: panicText}, Want: "!PANIC: " + panicText}
+		if int(pick) < len(cases) {
+			tc = cases[pick]
+		}
+		w := &Writer{ident: appendStringField(nil, "SYSLOG_IDENTIFIER", "fuzz")}
+		h := NewHandler(w, nil).WithAttrs([]slog.Attr{slog.Any(key, tc.Value)})
+		r := slog.NewRecord(time.Time{}, slog.LevelWarn, message, 0)
+		r.AddAttrs(slog.Any(key, tc.Value), slog.String("after", "kept"))
+		b, fields := h.(*Handler).appendRecord(nil, r)
+		entries, err := journaltest.Parse(b)
+		if err != nil {
+			t.Fatalf("journald would not read %q: %v", b, err)
+		}
+		if len(entries) != 1 || len(entries[0].Fields) != 6 || fields != 6 {
+			t.Fatalf("got %d entries, fields %q (counted %d), want one entry of 6 fields", len(entries), entries, fields)
+		}
+		e := entries[0]
+		if v, _ := e.Get("MESSAGE"); v != message {
+			t.Fatalf("MESSAGE = %q, want %q", v, message)
+		}
+		for _, i := range []int{3, 4} {
+			if string(e.Fields[i].Value) != tc.Want {
+				t.Fatalf("field %q = %q, want %q", e.Fields[i].Name, e.Fields[i].Value, tc.Want)
+			}
+		}
+		if v, _ := e.Get("AFTER"); v != "kept" {
+			t.Fatalf("AFTER = %q, want kept", v)
 		}
 	})
 }

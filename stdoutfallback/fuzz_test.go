@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/newstyle-go/newstyle/internal/slogcore"
+	"github.com/newstyle-go/newstyle/internal/testutil"
 )
 
 // FuzzOneLine checks that whatever the message, key, value, group and
@@ -97,4 +98,45 @@ func checkLine(t *testing.T, line string, level slog.Level) {
 			t.Fatalf("line %q: non-printable %U at %d", line, r, i)
 		}
 	}
+}
+
+// FuzzPanickyValue checks that a value whose method panics, with any panic
+// text, under any key, leaves one line that parses back to every
+// attribute: the panic written as log/slog writes it, the value after it.
+func FuzzPanickyValue(f *testing.F) {
+	f.Add("m", "k", uint8(0), "boom")
+	f.Add("a\nb", "x y", uint8(7), "x\n<3>forged")
+	f.Add("", "", uint8(200), "\x00\xff")
+	f.Fuzz(func(t *testing.T, msg, key string, pick uint8, panicText string) {
+		cases := testutil.PanickyValues()
+		tc := testutil.PanickyValue{Value: testutil.PanicWith{V: panicText}, Want: "!PANIC: " + panicText}
+		if int(pick) < len(cases) {
+			tc = cases[pick]
+		}
+		var buf bytes.Buffer
+		h := NewHandler(&buf, nil).WithAttrs([]slog.Attr{slog.Any(key, tc.Value)})
+		r := slog.NewRecord(time.Time{}, slog.LevelError, msg, 0)
+		r.AddAttrs(slog.Any(key, tc.Value), slog.String("after", "kept"))
+		if err := h.Handle(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		line := buf.String()
+		checkLine(t, line, slog.LevelError)
+		var msgLine bytes.Buffer
+		if err := NewHandler(&msgLine, nil).Handle(context.Background(), slog.NewRecord(time.Time{}, slog.LevelError, msg, 0)); err != nil {
+			t.Fatal(err)
+		}
+		rest, ok := strings.CutPrefix(line, strings.TrimSuffix(msgLine.String(), "\n")+" ")
+		if !ok {
+			t.Fatalf("line %q does not start with the message's %q", line, msgLine.String())
+		}
+		pairs, err := parsePairs(rest[:len(rest)-1])
+		if err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		want := []pair{{key, tc.Want}, {key, tc.Want}, {"after", "kept"}}
+		if len(pairs) != len(want) || pairs[0] != want[0] || pairs[1] != want[1] || pairs[2] != want[2] {
+			t.Fatalf("line %q: attributes %q, want %q", line, pairs, want)
+		}
+	})
 }

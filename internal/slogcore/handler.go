@@ -152,23 +152,23 @@ func (h *Handler) replaceBuiltins(rec *Record, rep func([]string, slog.Attr) slo
 	if a := rep(nil, slog.String(slog.MessageKey, rec.Message)); isEmpty(a) {
 		rec.HasMsg = false
 	} else {
-		rec.Message = a.Value.Resolve().String()
+		rec.Message = Resolve(a.Value).String()
 	}
 	if a := rep(nil, slog.Any(slog.LevelKey, rec.Level)); isEmpty(a) {
 		rec.HasLevel = false
-	} else if l, ok := a.Value.Resolve().Any().(slog.Level); ok {
+	} else if l, ok := Resolve(a.Value).Any().(slog.Level); ok {
 		rec.Level = l
 	}
 	if !rec.Time.IsZero() {
 		a := rep(nil, slog.Time(slog.TimeKey, rec.Time))
 		rec.Time = time.Time{}
-		if v := a.Value.Resolve(); !isEmpty(a) && v.Kind() == slog.KindTime {
+		if v := Resolve(a.Value); !isEmpty(a) && v.Kind() == slog.KindTime {
 			rec.Time = v.Time()
 		}
 	}
 	if rec.Source != nil {
 		a := rep(nil, slog.Any(slog.SourceKey, rec.Source))
-		src, _ := a.Value.Resolve().Any().(*slog.Source)
+		src, _ := Resolve(a.Value).Any().(*slog.Source)
 		rec.Source = src
 	}
 }
@@ -206,10 +206,10 @@ var sourceCache = struct {
 // appendAttr formats a (a group's attributes, recursively) under prefix.
 // prefix may be appended to: what lies past its length is scratch space.
 func (h *Handler) appendAttr(s *state, dst, prefix []byte, groups []string, a slog.Attr) []byte {
-	a.Value = a.Value.Resolve()
+	a.Value = Resolve(a.Value)
 	if rep := h.opts.ReplaceAttr; rep != nil && a.Value.Kind() != slog.KindGroup {
 		a = rep(groups, a)
-		a.Value = a.Value.Resolve()
+		a.Value = Resolve(a.Value)
 	}
 	if isEmpty(a) {
 		return dst
@@ -233,13 +233,26 @@ func (h *Handler) appendAttr(s *state, dst, prefix []byte, groups []string, a sl
 	// Any boxes the value, and so allocates, for every other kind.
 	if a.Value.Kind() == slog.KindAny {
 		if err, ok := a.Value.Any().(error); ok {
-			if st := FindStack(err); st != nil {
-				s.trace = appendTraceback(s.trace, st.Stack())
-			}
+			s.trace = appendErrorStack(s.trace, err)
 		}
 	}
 	s.n++
 	return h.format.AppendAttr(dst, prefix, a.Key, a.Value)
+}
+
+// appendErrorStack adds the stack err carries, if any, to a record's
+// traceback. An error whose Unwrap or Stack panics (a nil pointer, say)
+// carries none: the record goes on without it.
+func appendErrorStack(dst []byte, err error) (out []byte) {
+	defer func() {
+		if recover() != nil {
+			out = dst
+		}
+	}()
+	if st := FindStack(err); st != nil {
+		return appendTraceback(dst, st.Stack())
+	}
+	return dst
 }
 
 // appendTraceback adds one more stack to a record's traceback; several are

@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strconv"
 	"time"
 )
@@ -19,10 +20,17 @@ import (
 //	[]byte          the bytes as they are
 //	error           its Error()
 //	TextMarshaler   its MarshalText, or its error text if that fails
+//	fmt.Stringer    its String()
 //	anything else   fmt's %+v
 //
-// Only the last three use reflection or fmt, and only for values of their
+// Only the last four use reflection or fmt, and only for values of their
 // kind.
+//
+// A method that panics (Error, MarshalText, String, and LogValue in
+// Resolve) does not take the record down, as in log/slog's own handlers:
+// the value is written as "<nil>" when it is a nil pointer (a method that
+// does not guard against a nil receiver, the usual cause), and as
+// "!PANIC: " and the panic's value otherwise.
 func AppendValue(dst []byte, v slog.Value) []byte {
 	switch v.Kind() {
 	case slog.KindString:
@@ -40,7 +48,20 @@ func AppendValue(dst []byte, v slog.Value) []byte {
 	case slog.KindTime:
 		return v.Time().AppendFormat(dst, time.RFC3339Nano)
 	}
-	switch x := v.Any().(type) {
+	return appendAny(dst, v.Any())
+}
+
+// appendAny is AppendValue for KindAny. Its deferred recover costs other
+// kinds nothing.
+func appendAny(dst []byte, x any) (out []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			// What was appended before the panic is dropped: dst is the
+			// slice as it was on entry.
+			out = appendPanic(dst, x, r)
+		}
+	}()
+	switch x := x.(type) {
 	case nil:
 		return append(dst, "<nil>"...)
 	case []byte:
@@ -53,9 +74,49 @@ func AppendValue(dst []byte, v slog.Value) []byte {
 			return append(dst, "!ERROR:"+err.Error()...)
 		}
 		return append(dst, b...)
+	case fmt.Formatter:
+		return fmt.Appendf(dst, "%+v", x)
+	case fmt.Stringer:
+		// fmt would call String too, but print its panic its own way.
+		return append(dst, x.String()...)
 	default:
 		return fmt.Appendf(dst, "%+v", x)
 	}
+}
+
+// appendPanic appends what stands for x, whose method panicked with r.
+// Reflection is used here only, on a path no well-behaved value takes.
+func appendPanic(dst []byte, x, r any) []byte {
+	if v := reflect.ValueOf(x); v.Kind() == reflect.Pointer && v.IsNil() {
+		return append(dst, "<nil>"...)
+	}
+	return fmt.Appendf(dst, "!PANIC: %v", r)
+}
+
+// Resolve is slog.Value.Resolve, with a LogValue that panics written as
+// AppendValue writes any method that panics ("<nil>" or "!PANIC: …"),
+// rather than as slog's error with a stack.
+func Resolve(v slog.Value) slog.Value {
+	if v.Kind() != slog.KindLogValuer {
+		return v
+	}
+	return resolveLogValuer(v)
+}
+
+func resolveLogValuer(v slog.Value) (rv slog.Value) {
+	var cur any
+	defer func() {
+		if r := recover(); r != nil {
+			rv = slog.StringValue(string(appendPanic(nil, cur, r)))
+		}
+	}()
+	// slog's own bound on LogValuers that return LogValuers.
+	for i := 0; i < 100 && v.Kind() == slog.KindLogValuer; i++ {
+		lv := v.LogValuer()
+		cur = lv
+		v = lv.LogValue()
+	}
+	return v.Resolve()
 }
 
 // AppendDuration appends d as time.Duration.String does, without the
