@@ -268,14 +268,18 @@ func (q *congestion) failWaiting(errno unix.Errno) {
 	}
 }
 
-// close closes the pump's socket; the Writers are all closed, so nobody
-// waits.
+// close closes the pump's socket. The Writers are all closed, so nobody
+// waits; a pump still running finds the queue empty, or only senders that
+// gave up, and stops.
 func (q *congestion) close() {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	q.closed = true
-	if q.conn != nil {
-		q.conn.Close()
-		q.conn = nil
+	conn := q.conn
+	q.conn = nil
+	q.mu.Unlock()
+	// Not under the lock: Close waits for the pump's system call, and
+	// the pump may be about to take the lock.
+	if conn != nil {
+		conn.Close()
 	}
 }

@@ -87,13 +87,26 @@ type HandlerOptions struct {
 //
 // An attribute's key becomes a field name: the names of its groups and
 // the key joined with '_'; ASCII letters in upper case; digits and '_'
-// kept; any other character replaced by '_'. A name that would be empty,
-// start with a digit or '_', or be one of the fields the Handler sets
-// itself (MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, CODE_FILE, CODE_LINE,
-// CODE_FUNC, the traceback and time fields) or one journald interprets
-// (SYSLOG_FACILITY, SYSLOG_PID, SYSLOG_TIMESTAMP, OBJECT_PID) gets the
-// prefix "F_"; then the name is cut to 64 characters. So "user.id" in
-// group "req" is REQ_USER_ID, "2fa" is F_2FA and "message" is F_MESSAGE.
+// kept; any other character replaced by '_'. A name gets the prefix "F_"
+// when it would be
+//
+//   - empty, or start with a digit or '_' (journald's trusted fields);
+//   - one of the fields the Handler sets itself: MESSAGE, PRIORITY,
+//     SYSLOG_IDENTIFIER, CODE_FILE, CODE_LINE, CODE_FUNC, the traceback
+//     and time fields;
+//   - one journald interprets: SYSLOG_FACILITY, SYSLOG_PID,
+//     SYSLOG_TIMESTAMP, and every OBJECT_* field (OBJECT_PID makes
+//     journald describe another process);
+//   - one that journalctl uses to list an entry under a unit or an
+//     invocation: UNIT, USER_UNIT, INVOCATION_ID, USER_INVOCATION_ID,
+//     OBJECT_SYSTEMD_UNIT, OBJECT_SYSTEMD_USER_UNIT, and every COREDUMP_*
+//     field (COREDUMP_UNIT, COREDUMP_USER_UNIT);
+//
+// then the name is cut to 64 characters. So "user.id" in group "req" is
+// REQ_USER_ID, "2fa" is F_2FA, "message" is F_MESSAGE, and
+// "object.systemd_unit" is F_OBJECT_SYSTEMD_UNIT: no attribute, whatever
+// its key, makes `journalctl -u OTHER.service` (or --user-unit) list the
+// entry, even when the program runs as root.
 // Two attributes may end up with the same name; the entry then has the
 // field twice, as the protocol allows. MESSAGE_ID and ERRNO are not
 // reserved: an attribute "message_id" sets the entry's MESSAGE_ID.
@@ -138,7 +151,7 @@ func NewHandler(w *Writer, opts *HandlerOptions) *Handler {
 	}
 	f := &attrFormat{reserved: []string{
 		"MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "CODE_FILE", "CODE_LINE", "CODE_FUNC",
-		"SYSLOG_FACILITY", "SYSLOG_PID", "SYSLOG_TIMESTAMP", "OBJECT_PID", h.traceback,
+		"SYSLOG_FACILITY", "SYSLOG_PID", "SYSLOG_TIMESTAMP", h.traceback,
 	}}
 	if h.timeField != "" {
 		f.reserved = append(f.reserved, h.timeField)

@@ -46,12 +46,39 @@ func appendGroupName(prefix []byte, group string) []byte {
 	return append(appendNamePart(prefix, group), '_')
 }
 
+// attributionNames are the fields journalctl reads to list an entry under
+// a unit (-u, --user-unit) or an invocation, other than the trusted
+// _SYSTEMD_* fields journald sets itself: an entry from PID 1 with UNIT=,
+// from the user's manager with USER_UNIT=, from a root sender with
+// OBJECT_SYSTEMD_UNIT= or OBJECT_SYSTEMD_USER_UNIT= (journalctl's "messages
+// from authorized daemons about this service"), a coredump with
+// COREDUMP_UNIT= or COREDUMP_USER_UNIT=. (systemd 252 to 258, logs-show.c
+// add_matches_for_unit and add_matches_for_user_unit.)
+//
+// Whole families are reserved with them: journald derives the OBJECT_*
+// fields from OBJECT_PID for root senders (they describe another process),
+// and the COREDUMP_* fields are what coredumpctl reads.
+var (
+	attributionNames    = []string{"UNIT", "USER_UNIT", "INVOCATION_ID", "USER_INVOCATION_ID"}
+	attributionPrefixes = []string{"OBJECT_", "COREDUMP_"}
+)
+
 func needsNamePrefix(name []byte, reserved []string) bool {
 	if len(name) == 0 || name[0] == '_' || (name[0] >= '0' && name[0] <= '9') {
 		return true
 	}
 	for _, r := range reserved {
 		if string(name) == r {
+			return true
+		}
+	}
+	for _, r := range attributionNames {
+		if string(name) == r {
+			return true
+		}
+	}
+	for _, p := range attributionPrefixes {
+		if len(name) >= len(p) && string(name[:len(p)]) == p {
 			return true
 		}
 	}
