@@ -45,6 +45,14 @@ type HandlerOptions struct {
 	// journald stamps every line it reads, and so do most collectors of a
 	// program's output.
 	TimeField string
+
+	// WriteTimeout bounds how long Handle waits for the writer to take a
+	// record when it does not (a pipe or socket nobody reads: journald
+	// stalled, a pager stopped); after it, the record is dropped, counted
+	// and reported (see Handler). Zero means DefaultWriteTimeout; a
+	// negative value waits as long as the writer does, as
+	// slog.TextHandler does.
+	WriteTimeout time.Duration
 }
 
 // Handler is a slog.Handler that writes each record to an io.Writer as
@@ -113,12 +121,37 @@ type HandlerOptions struct {
 // and with StackLevel, the logging goroutine's own. Several are separated
 // by an empty line (\n\n), all under the one key.
 //
-// Each record is built whole in a pooled buffer and written with one
-// Write call, under a mutex shared by every Handler derived (WithAttrs,
-// WithGroup) from one NewHandler, so that records written at the same time
-// never interleave. Handle returns the writer's error, or io.ErrShortWrite
-// when the writer wrote less than the line without an error. Handle waits
-// as long as the writer's Write does.
+// Each record is built whole in a pooled buffer and written as one line,
+// under a lock shared by every Handler derived (WithAttrs, WithGroup) from
+// one NewHandler, so that records written at the same time never
+// interleave. Handle returns the writer's error, or io.ErrShortWrite when
+// the writer wrote less than the line without an error.
+//
+// Handle never waits longer than WriteTimeout (2 s by default) for the
+// writer, and a waiting caller is a parked goroutine, not an OS thread,
+// so a stdout that nobody reads (a stalled journald reads neither its
+// socket nor its stdout streams) cannot stop the program. The policy:
+//
+//   - a line is written whole or not at all, in the order of the lock;
+//   - a pipe, socket or terminal is written without blocking
+//     (RWF_NOWAIT); when it takes only part of a line, or nothing, the
+//     rest is written by a goroutine of the Handler's own that waits for
+//     the reader, holding the lock meanwhile; the caller waits for it up
+//     to WriteTimeout, and a line not written by then is not lost: it is
+//     written as soon as the reader reads;
+//   - a record that cannot get the lock within WriteTimeout is dropped:
+//     Handle returns ErrDropped, Dropped counts it, and as soon as the
+//     writer takes lines again a line of its own reports how many were
+//     dropped since the last report, before any newer record:
+//
+//	<4>stdoutfallback: records dropped: the output did not take them within 2s dropped=N
+//
+//   - a writer that is not an *os.File (other than a bytes.Buffer,
+//     strings.Builder or io.Discard) may block in ways Handle cannot see,
+//     so every line is written by that goroutine, and the same bounds hold.
+//
+// With a negative WriteTimeout, Handle waits as long as the writer's
+// Write does, and nothing is dropped.
 //
 // journald splits a line longer than its LineMax= (48 KiB by default)
 // into several entries; only the first has the prefix's priority.
@@ -127,21 +160,6 @@ type Handler struct {
 	out       *output
 	timeKey   []byte // " TIME=": TimeField encoded; nil without it
 	traceback []byte // " traceback=": TracebackField encoded
-}
-
-// output is the writer and the mutex that the Handlers of one NewHandler
-// share.
-type output struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-// write writes b with one Write call, alone. (The deferred unlock keeps
-// the other Handlers working should the writer panic.)
-func (o *output) write(b []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.w.Write(b)
 }
 
 // NewHandler returns a Handler that writes to w; nil means os.Stdout.
@@ -157,7 +175,7 @@ func NewHandler(w io.Writer, opts *HandlerOptions) *Handler {
 	if traceback == "" {
 		traceback = DefaultTracebackField
 	}
-	h := &Handler{out: &output{w: w}, traceback: builtinKey(traceback)}
+	h := &Handler{out: newOutput(w, opts.WriteTimeout), traceback: builtinKey(traceback)}
 	if opts.TimeField != "" {
 		h.timeKey = builtinKey(opts.TimeField)
 	}
@@ -174,6 +192,11 @@ func NewHandler(w io.Writer, opts *HandlerOptions) *Handler {
 func builtinKey(key string) []byte {
 	return append(appendKey([]byte{' '}, nil, key), '=')
 }
+
+// Dropped returns how many records the Handler, and every Handler derived
+// from the same NewHandler, dropped because the writer did not take them
+// within WriteTimeout.
+func (h *Handler) Dropped() uint64 { return h.out.total.Load() }
 
 // Enabled reports whether l is at or above HandlerOptions.Level.
 func (h *Handler) Enabled(_ context.Context, l slog.Level) bool { return h.core.Enabled(l) }
@@ -249,10 +272,7 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 	}
 	b = append(b, '\n')
 
-	n, err := h.out.write(b)
-	if err == nil && n < len(b) {
-		err = io.ErrShortWrite
-	}
+	err := h.out.write(b)
 	*buf = b
 	putBuffer(buf)
 	return err
