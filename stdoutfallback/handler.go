@@ -133,18 +133,20 @@ type HandlerOptions struct {
 // socket nor its stdout streams) cannot stop the program. The policy:
 //
 //   - a line is written whole or not at all, in the order of the lock;
+//
 //   - a pipe, socket or terminal is written without blocking
 //     (RWF_NOWAIT); when it takes only part of a line, or nothing, the
 //     rest is written by a goroutine of the Handler's own that waits for
 //     the reader, holding the lock meanwhile; the caller waits for it up
 //     to WriteTimeout, and a line not written by then is not lost: it is
 //     written as soon as the reader reads;
+//
 //   - a record that cannot get the lock within WriteTimeout is dropped:
 //     Handle returns ErrDropped, Dropped counts it, and as soon as the
 //     writer takes lines again a line of its own reports how many were
 //     dropped since the last report, before any newer record:
 //
-//	<4>stdoutfallback: records dropped: the output did not take them within 2s dropped=N
+//     <4>stdoutfallback: records dropped: the output did not take them within 2s dropped=N
 //
 //   - a writer that is not an *os.File (other than a bytes.Buffer,
 //     strings.Builder or io.Discard) may block in ways Handle cannot see,
