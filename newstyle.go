@@ -29,6 +29,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/newstyle-go/newstyle/internal/slogcore"
 	"github.com/newstyle-go/newstyle/journal"
@@ -93,12 +94,29 @@ type Options struct {
 	// above it into the traceback field.
 	StackLevel slog.Leveler
 
+	// TimeField, when not empty, adds the record's time under that name
+	// (RFC 3339, nanoseconds): a journal field, a key on stdout. Off by
+	// default: journald stamps every entry and line itself.
+	TimeField string
+
 	// SocketPath is journald's socket; empty means
 	// journal.DefaultSocketPath.
 	SocketPath string
 
+	// SendTimeout bounds how long a record waits for a journald whose
+	// queue is full before it goes to stdout instead (see
+	// journal.WriterOptions.SendTimeout); zero means
+	// journal.DefaultSendTimeout.
+	SendTimeout time.Duration
+
 	// Stdout is where the fallback writes; nil means os.Stdout.
 	Stdout io.Writer
+
+	// WriteTimeout bounds how long a record waits for a stdout that does
+	// not take it before it is dropped, counted and reported (see
+	// stdoutfallback.HandlerOptions.WriteTimeout); zero means
+	// stdoutfallback.DefaultWriteTimeout.
+	WriteTimeout time.Duration
 }
 
 // NewLogger returns a slog.Logger on NewHandler(opts).
@@ -114,17 +132,21 @@ func NewHandler(opts *Options) *Handler {
 	if stdout == nil {
 		stdout = os.Stdout
 	}
-	h := &Handler{
-		fallback: stdoutfallback.NewHandler(stdout, &stdoutfallback.HandlerOptions{
-			Level:          opts.Level,
-			AddSource:      opts.AddSource,
-			ReplaceAttr:    opts.ReplaceAttr,
-			TracebackField: opts.TracebackField,
-			StackLevel:     opts.StackLevel,
-		}),
-		sw: &switcher{},
-	}
-	w, err := journal.NewWriter(journal.WriterOptions{SocketPath: opts.SocketPath, Identifier: opts.SyslogIdentifier})
+	fallback := stdoutfallback.NewHandler(stdout, &stdoutfallback.HandlerOptions{
+		Level:          opts.Level,
+		AddSource:      opts.AddSource,
+		ReplaceAttr:    opts.ReplaceAttr,
+		TracebackField: opts.TracebackField,
+		StackLevel:     opts.StackLevel,
+		TimeField:      opts.TimeField,
+		WriteTimeout:   opts.WriteTimeout,
+	})
+	h := &Handler{fallback: fallback, stdout: fallback, sw: &switcher{}}
+	w, err := journal.NewWriter(journal.WriterOptions{
+		SocketPath:  opts.SocketPath,
+		Identifier:  opts.SyslogIdentifier,
+		SendTimeout: opts.SendTimeout,
+	})
 	if err != nil {
 		h.detection = Detection{Target: TargetStdout, Reason: err.Error()}
 		return h
@@ -140,6 +162,7 @@ func NewHandler(opts *Options) *Handler {
 		ReplaceAttr:    opts.ReplaceAttr,
 		TracebackField: opts.TracebackField,
 		StackLevel:     opts.StackLevel,
+		TimeField:      opts.TimeField,
 	})
 	h.writer = w
 	h.sw.journal, h.sw.fallback = h.journal, h.fallback
@@ -148,16 +171,46 @@ func NewHandler(opts *Options) *Handler {
 
 // Handler is the slog.Handler NewHandler returns: the journal's, with
 // stdout behind it, or stdout's alone.
+//
+// Making Handlers is cheap and leaks nothing: every journal Writer of the
+// process that sends to the same socket path shares one socket, so a
+// thousand Handlers (a logger per component, a test suite) hold one
+// descriptor, given back when the last of them is closed or garbage
+// collected. Close releases a Handler's share at once.
+//
+// No record, value or state of journald or stdout makes a Handler crash,
+// hang or grow the program's threads: a record waits at most SendTimeout
+// for the journal, then at most WriteTimeout for stdout, as a parked
+// goroutine; a value whose method panics is written as "<nil>" or
+// "!PANIC: …"; what stdout could not take in time is counted (Dropped)
+// and reported on stdout.
 type Handler struct {
 	journal   slog.Handler // nil when the target is stdout
 	fallback  slog.Handler
-	writer    *journal.Writer // the journal's, for Stats; nil with stdout
-	sw        *switcher       // shared by every Handler derived from one NewHandler
+	stdout    *stdoutfallback.Handler // the one NewHandler made, for Dropped
+	writer    *journal.Writer         // the journal's, for Stats; nil with stdout
+	sw        *switcher               // shared by every Handler derived from one NewHandler
 	detection Detection
 }
 
 // Detection returns what NewHandler chose and why.
 func (h *Handler) Detection() Detection { return h.detection }
+
+// Close releases the Handler's journal socket (see journal.Writer.Close);
+// the Handler and every Handler derived from it then write to stdout.
+// Closing is optional: an unreachable Handler releases it when collected.
+// It is not an error to close twice.
+func (h *Handler) Close() error {
+	if h.writer == nil {
+		return nil
+	}
+	return h.writer.Close()
+}
+
+// Dropped returns how many records stdout did not take within
+// Options.WriteTimeout (see stdoutfallback.Handler.Dropped); each was
+// reported on stdout.
+func (h *Handler) Dropped() uint64 { return h.stdout.Dropped() }
 
 // JournalStats returns the journal Writer's counters, and false when
 // records go to stdout.

@@ -1,0 +1,94 @@
+package newstyle
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/newstyle-go/newstyle/internal/journaltest"
+	"github.com/newstyle-go/newstyle/internal/testutil"
+)
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// A thousand loggers cost one socket; closing them, or dropping them,
+// gives it back.
+func TestLoggersLeakNoDescriptors(t *testing.T) {
+	srv := journaltest.NewServer(t)
+	opts := &Options{Target: TargetJournal, SocketPath: srv.Path(), Stdout: &bytes.Buffer{}}
+	base := openFDs(t)
+
+	var hs []*Handler
+	for i := 0; i < 1000; i++ {
+		hs = append(hs, NewHandler(opts))
+		_ = NewLogger(opts)
+	}
+	if n := openFDs(t); n > base+1 {
+		t.Errorf("2000 loggers: %d descriptors open, %d before", n, base)
+	}
+	for _, h := range hs {
+		if err := h.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	}
+	hs = nil
+	deadline := time.Now().Add(5 * time.Second)
+	for openFDs(t) > base {
+		if time.Now().After(deadline) {
+			t.Fatalf("closed and dropped loggers still hold %d descriptors", openFDs(t)-base)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	for i := 0; i < 1000; i++ {
+		_ = NewLogger(&Options{Target: TargetStdout, Stdout: &bytes.Buffer{}})
+		_ = Detect()
+	}
+	if n := openFDs(t); n > base {
+		t.Errorf("1000 stdout loggers and Detect calls: %d descriptors open, %d before", n, base)
+	}
+}
+
+// A value whose method panics keeps its record, through either target.
+func TestRootHandlerPanickyValues(t *testing.T) {
+	for _, tc := range testutil.PanickyValues() {
+		t.Run(tc.Name+"/journal", func(t *testing.T) {
+			srv := journaltest.NewServer(t)
+			h := NewHandler(&Options{Target: TargetJournal, SocketPath: srv.Path(), Stdout: &bytes.Buffer{}})
+			defer h.Close()
+			l := slog.New(h)
+			l.With("w", tc.Value).Error("kept", "v", tc.Value, "after", 2)
+			e := srv.Wait(t, 1, 5*time.Second)[0].Entry
+			for name, want := range map[string]string{"MESSAGE": "kept", "W": tc.Want, "V": tc.Want, "AFTER": "2"} {
+				if v, _ := e.Get(name); v != want {
+					t.Errorf("%s = %q, want %q", name, v, want)
+				}
+			}
+		})
+		t.Run(tc.Name+"/stdout", func(t *testing.T) {
+			var out bytes.Buffer
+			l := NewLogger(&Options{Target: TargetStdout, Stdout: &out})
+			l.With("w", tc.Value).Error("kept", "v", tc.Value, "after", 2)
+			line := out.String()
+			if !strings.HasPrefix(line, "<3>kept ") || !strings.Contains(line, "after=2") ||
+				strings.Count(line, tc.Want) < 2 || strings.Count(line, "\n") != 1 {
+				t.Errorf("line %q: want the record with %q twice", line, tc.Want)
+			}
+		})
+	}
+}
