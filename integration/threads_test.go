@@ -56,7 +56,9 @@ type buildError struct {
 	out []byte
 }
 
-func (e *buildError) Error() string { return "building stallchild: " + e.err.Error() + ": " + string(e.out) }
+func (e *buildError) Error() string {
+	return "building stallchild: " + e.err.Error() + ": " + string(e.out)
+}
 
 // threadsOf reads a process's OS thread count; false once it has exited
 // (a zombie, not yet reaped, keeps its /proc entry).
