@@ -70,6 +70,15 @@ type WriterOptions struct {
 // built on a Writer is forgiving instead: it makes names valid by a
 // documented rule.)
 //
+// Send does send, as given, the fields that journalctl reads to list an
+// entry under a unit: UNIT, USER_UNIT, OBJECT_SYSTEMD_UNIT,
+// OBJECT_SYSTEMD_USER_UNIT, COREDUMP_UNIT, COREDUMP_USER_UNIT, and the
+// OBJECT_* fields (with OBJECT_PID, journald describes that process). A
+// supervisor running as root may have reason to log about another unit,
+// and journald believes such fields only from root (UNIT only from PID 1),
+// so a program that passes untrusted input as field names must not pass it
+// to Send: the Handler renames those fields.
+//
 // Send is synchronous: when it returns nil, journald's socket has the entry.
 // The entry's encoding and its transport are separate steps, and journald
 // accepts several entries in one datagram (separated by an empty line), so
