@@ -1,8 +1,8 @@
 module github.com/newstyle-go/newstyle
 
-go 1.26.8
+go 1.24.0
 
 require (
 	github.com/coreos/go-systemd/v22 v22.7.0
-	golang.org/x/sys v0.50.0
+	golang.org/x/sys v0.41.0
 )

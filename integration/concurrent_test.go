@@ -29,7 +29,9 @@ func TestConcurrentSenders(t *testing.T) {
 	firstErr := make([]error, goroutines)
 	start := time.Now()
 	for g := range goroutines {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			gv := []byte(strconv.Itoa(g))
 			for seq := range perG {
 				err := w.Send("concurrent sender", journal.PriInfo,
@@ -42,7 +44,7 @@ func TestConcurrentSenders(t *testing.T) {
 					failed[g]++
 				}
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	sendTime := time.Since(start)

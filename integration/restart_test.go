@@ -56,7 +56,9 @@ func TestJournaldRestart(t *testing.T) {
 		otherErrs         []error
 		wg                sync.WaitGroup
 	)
-	wg.Go(func() {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
 		for seq := 0; !stop.Load(); seq++ {
 			started.Store(int64(seq) + 1)
 			err := w.Send("numbered entry", journal.PriInfo,
@@ -76,7 +78,7 @@ func TestJournaldRestart(t *testing.T) {
 			outcomes = append(outcomes, o)
 			finished.Store(int64(seq) + 1)
 		}
-	})
+	}()
 	stopSender := func() {
 		stop.Store(true)
 		wg.Wait()

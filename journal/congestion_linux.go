@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -35,20 +36,30 @@ type congestion struct {
 	head    int
 	pumping bool
 	conn    *net.UnixConn // the pump's connected socket; nil until needed
+	raw     syscall.RawConn
 	closed  bool
+
+	// The pump's own, made once so that draining allocates nothing.
+	drainFn func(fd uintptr) bool
+	lost    bool
 
 	// waiting is len(queue)-head, for busy to read without the lock.
 	waiting atomic.Int64
 }
 
 // A waiter is one sender's entry in the queue: a datagram (data) or a
-// passed descriptor (oob).
+// passed descriptor (oob). Waiters are pooled, so that a busy journald
+// costs its senders no allocation: one that gave up may still be in the
+// queue, and goes to the garbage collector instead.
 type waiter struct {
 	data, oob []byte
 	state     atomic.Uint32
-	errno     unix.Errno // the outcome, once state is finished
-	done      chan struct{}
+	errno     unix.Errno    // the outcome, once state is finished
+	done      chan struct{} // one value once finished
+	timer     *time.Timer
 }
+
+var waiterPool = sync.Pool{New: func() any { return &waiter{done: make(chan struct{}, 1)} }}
 
 // The states of a waiter. The pump moves it from waiting to sending for
 // one non-blocking attempt, and back if journald's queue is still full;
@@ -73,7 +84,9 @@ func (q *congestion) busy() bool { return q.waiting.Load() != 0 }
 // most timeout (< 0: without bound). It returns the send's errno, or
 // EAGAIN when the time ran out first.
 func (q *congestion) wait(s *socket, data, oob []byte, timeout time.Duration) unix.Errno {
-	w := &waiter{data: data, oob: oob, done: make(chan struct{})}
+	w := waiterPool.Get().(*waiter)
+	w.data, w.oob = data, oob
+	w.state.Store(waiting)
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -89,26 +102,41 @@ func (q *congestion) wait(s *socket, data, oob []byte, timeout time.Duration) un
 
 	if timeout < 0 {
 		<-w.done
-		return w.errno
+		return w.recycle()
 	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
+	if w.timer == nil {
+		w.timer = time.NewTimer(timeout)
+	} else {
+		w.timer.Reset(timeout)
+	}
 	select {
 	case <-w.done:
-		return w.errno
-	case <-t.C:
+		w.timer.Stop()
+		return w.recycle()
+	case <-w.timer.C:
 	}
 	for {
 		if w.state.CompareAndSwap(waiting, abandoned) {
+			// Still queued: not for reuse.
+			w.data, w.oob = nil, nil
 			return unix.EAGAIN
 		}
 		if w.state.Load() == finished {
 			<-w.done
-			return w.errno
+			return w.recycle()
 		}
 		// The pump is in the middle of one non-blocking send for w.
 		runtime.Gosched()
 	}
+}
+
+// recycle returns the outcome of a finished waiter, which the pump has
+// taken out of the queue, and puts it back in the pool.
+func (w *waiter) recycle() unix.Errno {
+	errno := w.errno
+	w.data, w.oob, w.errno = nil, nil, 0
+	waiterPool.Put(w)
+	return errno
 }
 
 // next returns the oldest waiter still waiting, dropping those that gave
@@ -161,7 +189,7 @@ func (q *congestion) finish(w *waiter, errno unix.Errno) {
 	q.mu.Unlock()
 	w.errno = errno
 	w.state.Store(finished)
-	close(w.done)
+	w.done <- struct{}{}
 }
 
 // pump sends for the waiters, oldest first, until none is left.
@@ -184,39 +212,43 @@ func (q *congestion) pump(path string) {
 // journald's stays full for pumpRecheck. It reports whether conn lost its
 // peer (journald was restarted) and must be made anew.
 func (q *congestion) drain(conn *net.UnixConn) (lost bool) {
-	raw, err := conn.SyscallConn()
-	if err != nil {
+	if q.drainFn == nil {
+		q.drainFn = q.send
+	}
+	q.lost = false
+	_ = conn.SetWriteDeadline(time.Now().Add(pumpRecheck))
+	err := q.raw.Write(q.drainFn)
+	if err != nil && !os.IsTimeout(err) {
 		return true
 	}
-	_ = conn.SetWriteDeadline(time.Now().Add(pumpRecheck))
-	err = raw.Write(func(fd uintptr) bool {
-		for {
-			w := q.next()
-			if w == nil {
-				return true
-			}
-			if !w.state.CompareAndSwap(waiting, sending) {
-				continue // it just gave up; next drops it
-			}
-			errno := sendmsg(int(fd), w.data, w.oob)
-			switch errno {
-			case unix.EAGAIN:
-				w.state.Store(waiting)
-				return false // sleep in the poller until journald reads
-			case unix.ECONNREFUSED, unix.ENOTCONN, unix.ECONNRESET, unix.EPIPE:
-				// The journald this socket was connected to is gone;
-				// a new one may listen at the path.
-				w.state.Store(waiting)
-				lost = true
-				return true
-			}
-			q.finish(w, errno)
+	return q.lost
+}
+
+// send is the pump's part in the network poller: it sends for the
+// waiters, oldest first, and returns false to sleep until journald reads.
+func (q *congestion) send(fd uintptr) bool {
+	for {
+		w := q.next()
+		if w == nil {
+			return true
 		}
-	})
-	if err != nil && !os.IsTimeout(err) {
-		lost = true
+		if !w.state.CompareAndSwap(waiting, sending) {
+			continue // it just gave up; next drops it
+		}
+		errno := sendmsg(int(fd), w.data, w.oob)
+		switch errno {
+		case unix.EAGAIN:
+			w.state.Store(waiting)
+			return false // sleep in the poller until journald reads
+		case unix.ECONNREFUSED, unix.ENOTCONN, unix.ECONNRESET, unix.EPIPE:
+			// The journald this socket was connected to is gone; a new
+			// one may listen at the path.
+			w.state.Store(waiting)
+			q.lost = true
+			return true
+		}
+		q.finish(w, errno)
 	}
-	return lost
 }
 
 func sendmsg(fd int, data, oob []byte) unix.Errno {
@@ -243,10 +275,13 @@ func (q *congestion) connection(path string) (*net.UnixConn, unix.Errno) {
 	if err != nil {
 		return nil, errnoOf(err)
 	}
-	if raw, err := conn.SyscallConn(); err == nil {
-		_ = raw.Control(func(fd uintptr) { raiseSendBuffer(int(fd), sendBufferSize) })
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return nil, unix.EBADF
 	}
-	q.conn = conn
+	_ = raw.Control(func(fd uintptr) { raiseSendBuffer(int(fd), sendBufferSize) })
+	q.conn, q.raw = conn, raw
 	return conn, 0
 }
 

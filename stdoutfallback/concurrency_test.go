@@ -47,12 +47,14 @@ func TestConcurrentHandle(t *testing.T) {
 	pad := strings.Repeat("x", 4000)
 	var wg sync.WaitGroup
 	for g := range goroutines {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			logger := slog.New(handlers[g%len(handlers)])
 			for i := range records {
 				logger.Info(fmt.Sprintf("g%d r%d\nsecond line", g, i), "pad", pad, "who", g)
 			}
-		})
+		}()
 	}
 	wg.Wait()
 
