@@ -4,7 +4,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
+
+	sdjournal "github.com/coreos/go-systemd/v22/journal"
 
 	"github.com/newstyle-go/newstyle/journal"
 )
@@ -64,7 +65,10 @@ func detectOption(opt Target, w *journal.Writer) Detection {
 	if stream == "" {
 		return Detection{Target: TargetStdout, Reason: "JOURNAL_STREAM is not set: stderr is not the journal"}
 	}
-	if !stderrIs(stream) {
+	// systemd sets JOURNAL_STREAM to the device and inode of the
+	// service's own stdout/stderr; a child whose stderr was redirected
+	// must not take it for its own.
+	if ok, err := sdjournal.StderrIsJournalStream(); !ok || err != nil {
 		return Detection{Target: TargetStdout, Reason: "JOURNAL_STREAM=" + stream + " is not stderr: output was redirected"}
 	}
 	if err := w.Probe(); err != nil {
@@ -73,23 +77,3 @@ func detectOption(opt Target, w *journal.Writer) Detection {
 	return Detection{Target: TargetJournal, Reason: "stderr is the journal (JOURNAL_STREAM) and " + w.SocketPath() + " listens"}
 }
 
-// stderrIs reports whether stream ("DEVICE:INODE", as systemd sets
-// JOURNAL_STREAM) names the file open as stderr: systemd sets it for the
-// service's own stdout/stderr, and a child whose stderr was redirected
-// must not take it for its own.
-func stderrIs(stream string) bool {
-	dev, ino, ok := strings.Cut(stream, ":")
-	if !ok {
-		return false
-	}
-	d, err1 := strconv.ParseUint(dev, 10, 64)
-	i, err2 := strconv.ParseUint(ino, 10, 64)
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	var st syscall.Stat_t
-	if err := syscall.Fstat(2, &st); err != nil {
-		return false
-	}
-	return uint64(st.Dev) == d && uint64(st.Ino) == i
-}

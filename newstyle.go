@@ -31,18 +31,17 @@ import (
 	"os"
 	"time"
 
-	"github.com/newstyle-go/newstyle/internal/slogcore"
 	"github.com/newstyle-go/newstyle/journal"
 	"github.com/newstyle-go/newstyle/stdoutfallback"
 )
 
 // The syslog levels slog does not name; with slog's own, they cover the
-// eight syslog priorities (see journal.Handler for the whole mapping).
+// eight syslog priorities (the table is at journal.LevelPriority).
 const (
-	LevelNotice    = slogcore.LevelNotice    // 2, PRIORITY 5
-	LevelCritical  = slogcore.LevelCritical  // 12, PRIORITY 2
-	LevelAlert     = slogcore.LevelAlert     // 16, PRIORITY 1
-	LevelEmergency = slogcore.LevelEmergency // 20, PRIORITY 0
+	LevelNotice    slog.Level = journal.LevelNotice    // 2, PRIORITY 5
+	LevelCritical  slog.Level = journal.LevelCritical  // 12, PRIORITY 2
+	LevelAlert     slog.Level = journal.LevelAlert     // 16, PRIORITY 1
+	LevelEmergency slog.Level = journal.LevelEmergency // 20, PRIORITY 0
 )
 
 // Target is where records go.

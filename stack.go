@@ -11,7 +11,9 @@ import "github.com/newstyle-go/newstyle/internal/slogcore"
 //
 // Any error type with this method works; it need not come from this
 // package.
-type StackTracer = slogcore.StackTracer
+type StackTracer interface {
+	Stack() []byte
+}
 
 // WithStack returns err with the stack of WithStack's caller attached (as
 // a StackTracer); err's message and chain are unchanged. An err that

@@ -12,16 +12,27 @@ import (
 )
 
 // The syslog levels slog does not name. They sit between and above slog's
-// own, four apart as slog's are; Handler maps them to NOTICE, CRIT, ALERT
-// and EMERG.
+// own, four apart as slog's are, so that each has room for finer levels
+// around it; LevelPriority maps them to NOTICE, CRIT, ALERT and EMERG.
 const (
-	LevelNotice    = slogcore.LevelNotice    // 2: between Info and Warn
-	LevelCritical  = slogcore.LevelCritical  // 12: Error+4
-	LevelAlert     = slogcore.LevelAlert     // 16: Error+8
-	LevelEmergency = slogcore.LevelEmergency // 20: Error+12
+	LevelNotice    slog.Level = slog.LevelInfo + 2   // 2: between Info and Warn
+	LevelCritical  slog.Level = slog.LevelError + 4  // 12
+	LevelAlert     slog.Level = slog.LevelError + 8  // 16
+	LevelEmergency slog.Level = slog.LevelError + 12 // 20
 )
 
-// LevelPriority returns the syslog priority for a slog level: see Handler.
+// LevelPriority returns the syslog priority of any slog level, the
+// PRIORITY of its entry (and the <N> of its stdout line, in package
+// stdoutfallback). This is the one table of the module:
+//
+//	level < Info                 7 debug
+//	level == Info                6 info
+//	Info < level < Warn          5 notice   (LevelNotice)
+//	Warn <= level < Error        4 warning
+//	Error <= level < Error+4     3 err
+//	Error+4 <= level < Error+8   2 crit     (LevelCritical)
+//	Error+8 <= level < Error+12  1 alert    (LevelAlert)
+//	Error+12 <= level            0 emerg    (LevelEmergency)
 func LevelPriority(l slog.Level) Priority { return Priority(slogcore.Priority(l)) }
 
 // DefaultTracebackField is the field a record's stack trace goes to.
@@ -74,16 +85,8 @@ type HandlerOptions struct {
 //	the TimeField      with TimeField
 //	one field for each attribute, named by the rule below
 //
-// Levels map to priorities over the whole range of slog levels:
-//
-//	level < Info                 7 debug
-//	level == Info                6 info
-//	Info < level < Warn          5 notice   (LevelNotice)
-//	Warn <= level < Error        4 warning
-//	Error <= level < Error+4     3 err
-//	Error+4 <= level < Error+8   2 crit     (LevelCritical)
-//	Error+8 <= level < Error+12  1 alert    (LevelAlert)
-//	Error+12 <= level            0 emerg    (LevelEmergency)
+// Levels map to priorities over the whole range of slog levels, as
+// LevelPriority shows.
 //
 // An attribute's key becomes a field name: the names of its groups and
 // the key joined with '_'; ASCII letters in upper case; digits and '_'

@@ -61,16 +61,9 @@ type HandlerOptions struct {
 //	<N>MESSAGE[ TIME=T][ source=FILE:LINE][ KEY=VALUE]…[ traceback=TRACE]\n
 //
 // <N> is the syslog priority of the record's level, one digit, over the
-// whole range of slog levels:
-//
-//	level < Info                 <7> debug
-//	level == Info                <6> info
-//	Info < level < Warn          <5> notice   (2, journal.LevelNotice)
-//	Warn <= level < Error        <4> warning
-//	Error <= level < Error+4     <3> err
-//	Error+4 <= level < Error+8   <2> crit     (12, journal.LevelCritical)
-//	Error+8 <= level < Error+12  <1> alert    (16, journal.LevelAlert)
-//	Error+12 <= level            <0> emerg    (20, journal.LevelEmergency)
+// whole range of slog levels, by the table of journal.LevelPriority (Info
+// is <6>, Error <3>, journal.LevelCritical <2>, …); the journal handler
+// and this one give every record the same priority.
 //
 // Every line starts with a prefix. A record whose level ReplaceAttr
 // removed gets <6>, the priority systemd gives an unprefixed line by

@@ -7,26 +7,11 @@ package slogcore
 
 import "log/slog"
 
-// The syslog levels slog does not name, spaced as slog spaces its own (by
-// 4) so that each has room for finer levels around it.
-const (
-	LevelNotice    slog.Level = 2  // between Info (0) and Warn (4)
-	LevelCritical  slog.Level = 12 // Error + 4
-	LevelAlert     slog.Level = 16 // Error + 8
-	LevelEmergency slog.Level = 20 // Error + 12
-)
-
 // Priority maps any slog level to a syslog priority, 0 (emerg) to 7
-// (debug):
-//
-//	level < Info                 7 debug
-//	level == Info                6 info
-//	Info < level < Warn          5 notice   (LevelNotice)
-//	Warn <= level < Error        4 warning
-//	Error <= level < Error+4     3 err
-//	Error+4 <= level < Error+8   2 crit     (LevelCritical)
-//	Error+8 <= level < Error+12  1 alert    (LevelAlert)
-//	Error+12 <= level            0 emerg    (LevelEmergency)
+// (debug), by the table documented at journal.LevelPriority; the
+// thresholds are journal.LevelNotice (Info+2), LevelCritical (Error+4),
+// LevelAlert (Error+8) and LevelEmergency (Error+12), which this package
+// cannot import. journal's tests check that the two agree.
 func Priority(l slog.Level) int {
 	switch {
 	case l < slog.LevelInfo:
@@ -37,11 +22,11 @@ func Priority(l slog.Level) int {
 		return 5
 	case l < slog.LevelError:
 		return 4
-	case l < LevelCritical:
+	case l < slog.LevelError+4:
 		return 3
-	case l < LevelAlert:
+	case l < slog.LevelError+8:
 		return 2
-	case l < LevelEmergency:
+	case l < slog.LevelError+12:
 		return 1
 	}
 	return 0

@@ -6,10 +6,11 @@ import (
 	"sync"
 )
 
-// StackTracer is implemented by an error that carries the stack trace of
-// where it was made. The handlers look for it along an error's chain
-// (Unwrap() error and Unwrap() []error) and send what Stack returns as the
-// traceback field. The root package documents it for users.
+// StackTracer is newstyle.StackTracer, which users meet and which this
+// package cannot import: an error that carries the stack trace of where it
+// was made. The handlers look for it along an error's chain (Unwrap()
+// error and Unwrap() []error) and send what Stack returns as the traceback
+// field.
 type StackTracer interface {
 	Stack() []byte
 }
