@@ -76,4 +76,3 @@ func detectOption(opt Target, w *journal.Writer) Detection {
 	}
 	return Detection{Target: TargetJournal, Reason: "stderr is the journal (JOURNAL_STREAM) and " + w.SocketPath() + " listens"}
 }
-
