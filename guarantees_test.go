@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/newstyle-go/newstyle/internal/journaltest"
+	"github.com/newstyle-go/newstyle/journaltest"
 	"github.com/newstyle-go/newstyle/internal/testutil"
 )
 

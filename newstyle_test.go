@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/newstyle-go/newstyle/internal/journaltest"
+	"github.com/newstyle-go/newstyle/journaltest"
 )
 
 // stderrStream returns JOURNAL_STREAM's value for this process's stderr.

@@ -4,17 +4,33 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
+	"path/filepath"
 	"syscall"
 
 	"github.com/newstyle-go/newstyle/journal"
+	"github.com/newstyle-go/newstyle/journaltest"
 )
 
-// A service sends an entry with its own fields. On a machine with
-// journald it lands as one entry; `journalctl -t example -o json-pretty`
-// shows MESSAGE, PRIORITY, SYSLOG_IDENTIFIER and the fields as sent, the
-// trace still in one piece.
+// A service sends an entry with its own fields. Under systemd it lands as
+// one entry; `journalctl -t example -o json-pretty` shows MESSAGE,
+// PRIORITY, SYSLOG_IDENTIFIER and the fields as sent, the trace still in
+// one piece. Here a journaltest.Server stands in for journald (leave
+// SocketPath empty for the real one), so the example sends nothing to the
+// machine's journal.
 func Example() {
-	w, err := journal.NewWriter(journal.WriterOptions{Identifier: "example"})
+	dir, err := os.MkdirTemp("", "example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	journald, err := journaltest.Listen(filepath.Join(dir, "socket"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer journald.Close()
+
+	w, err := journal.NewWriter(journal.WriterOptions{Identifier: "example", SocketPath: journald.Path()})
 	if err != nil {
 		log.Fatal(err)
 	}

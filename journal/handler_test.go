@@ -9,7 +9,7 @@ import (
 	"testing/slogtest"
 	"time"
 
-	"github.com/newstyle-go/newstyle/internal/journaltest"
+	"github.com/newstyle-go/newstyle/journaltest"
 )
 
 func TestLevelPriority(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/newstyle-go/newstyle/internal/journaltest"
+	"github.com/newstyle-go/newstyle/journaltest"
 )
 
 // TestSendPermissionDenied sends to a socket this process may not write

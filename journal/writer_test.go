@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/newstyle-go/newstyle/internal/journaltest"
+	"github.com/newstyle-go/newstyle/journaltest"
 )
 
 func newTestWriter(t *testing.T, path string, opts WriterOptions) *Writer {

@@ -1,9 +1,3 @@
-// Package journaltest is a test double for systemd-journald's native-protocol
-// socket (/run/systemd/journal/socket). It parses what a client sends exactly by
-// journald's rules (src/journal/journald-native.c), but strictly: wherever
-// journald would silently drop, ignore or mis-read input, this package reports an
-// error, so that unit tests of a journal writer fail instead of losing log lines
-// in production without a trace.
 package journaltest
 
 import (

@@ -106,9 +106,20 @@ func NewServer(t testing.TB) *Server {
 // there, and makes the socket writable by everyone (mode 0666).
 func NewServerAt(t testing.TB, path string) *Server {
 	t.Helper()
+	s, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Listen is NewServerAt for code without a testing.TB (an Example, a
+// TestMain): the caller must Close the Server.
+func Listen(path string) (*Server, error) {
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
-		t.Fatalf("journaltest: socket: %v", err)
+		return nil, fmt.Errorf("journaltest: socket: %w", err)
 	}
 	var st unix.Stat_t
 	if unix.Lstat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFSOCK {
@@ -116,7 +127,7 @@ func NewServerAt(t testing.TB, path string) *Server {
 	}
 	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
 		unix.Close(fd)
-		t.Fatalf("journaltest: bind %s: %v", path, err)
+		return nil, fmt.Errorf("journaltest: bind %s: %w", path, err)
 	}
 	// bind applies the umask; journald's socket accepts every user.
 	err = os.Chmod(path, 0o666)
@@ -125,12 +136,12 @@ func NewServerAt(t testing.TB, path string) *Server {
 	}
 	if err != nil {
 		unix.Close(fd)
-		t.Fatalf("journaltest: %v", err)
+		return nil, fmt.Errorf("journaltest: %w", err)
 	}
 	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		unix.Close(fd)
-		t.Fatalf("journaltest: eventfd: %v", err)
+		return nil, fmt.Errorf("journaltest: eventfd: %w", err)
 	}
 	s := &Server{
 		path: path, ino: st.Ino, fd: fd, wake: wake, done: make(chan struct{}),
@@ -143,8 +154,17 @@ func NewServerAt(t testing.TB, path string) *Server {
 	}
 	s.cond = sync.NewCond(&s.mu)
 	go s.loop()
-	t.Cleanup(s.Close)
-	return s
+	return s, nil
+}
+
+// Entries returns the entries received so far, in arrival order, each an
+// ordered list of fields as the client sent them.
+func (s *Server) Entries() []Entry {
+	var es []Entry
+	for _, r := range s.Received() {
+		es = append(es, r.Entry)
+	}
+	return es
 }
 
 // Path is the socket's path, to be used in place of /run/systemd/journal/socket.
