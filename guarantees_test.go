@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/newstyle-go/newstyle/journaltest"
 	"github.com/newstyle-go/newstyle/internal/testutil"
+	"github.com/newstyle-go/newstyle/journaltest"
 )
 
 func openFDs(t *testing.T) int {

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/newstyle-go/newstyle/journaltest"
 	"github.com/newstyle-go/newstyle/internal/testutil"
+	"github.com/newstyle-go/newstyle/journaltest"
 )
 
 // FuzzEncodeParse checks that whatever the message, name and value, the

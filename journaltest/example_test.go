@@ -49,4 +49,3 @@ func Example() {
 	// RETRY=true
 	// errors: <nil>
 }
-
