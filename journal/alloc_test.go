@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/newstyle-go/newstyle/internal/testutil"
 )
 
 // sink binds a datagram socket and reads it in a goroutine that allocates
@@ -61,8 +63,8 @@ var benchFields = []Field{
 const benchMessage = "upstream request failed after 3 retries: connection reset by peer (backend=api-2)"
 
 func TestSendAllocations(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts are not meaningful under -race; make test runs this test without it")
+	if testutil.RaceEnabled {
+		testutil.CannotRun(t, "allocation counts are not meaningful under -race; make test runs this test without it")
 	}
 	w := newTestWriter(t, sink(t), WriterOptions{})
 	allocs := testing.AllocsPerRun(200, func() {
@@ -112,8 +114,8 @@ func logBench(ctx context.Context, l *slog.Logger) {
 }
 
 func TestHandlerAllocations(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts are not meaningful under -race; make test runs this test without it")
+	if testutil.RaceEnabled {
+		testutil.CannotRun(t, "allocation counts are not meaningful under -race; make test runs this test without it")
 	}
 	w := newTestWriter(t, sink(t), WriterOptions{})
 	l := slog.New(NewHandler(w, nil))

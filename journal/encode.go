@@ -122,3 +122,32 @@ func appendFieldHead(dst []byte, name string, binaryForm bool, valueLen int) []b
 	dst = append(dst, '\n')
 	return binary.LittleEndian.AppendUint64(dst, uint64(valueLen))
 }
+
+// beginField starts a field whose value is not known yet, for a value that
+// is formatted straight into dst (a slog value, a number, a time): it
+// appends the name and room for the binary form's head, and returns where
+// the field's head starts. The caller appends the value, then calls
+// finishField, which picks the form: one pass over the value, no scratch
+// buffer. name is appended as given (the Handler's names are made valid
+// by its own rule).
+func beginField[S ~string | ~[]byte](dst []byte, name S) ([]byte, int) {
+	dst = append(dst, name...)
+	head := len(dst)
+	return append(dst, '\n', 0, 0, 0, 0, 0, 0, 0, 0), head
+}
+
+// finishField ends the field that beginField started at head: a value
+// without a newline is moved back over the length into the text form
+// NAME=value, any other value gets its length in the binary form.
+func finishField(dst []byte, head int) []byte {
+	start := head + 9
+	value := dst[start:]
+	if bytes.IndexByte(value, '\n') < 0 {
+		dst[head] = '='
+		n := copy(dst[head+1:], value)
+		dst = dst[:head+1+n]
+	} else {
+		binary.LittleEndian.PutUint64(dst[head+1:], uint64(len(value)))
+	}
+	return append(dst, '\n')
+}

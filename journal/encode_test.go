@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/newstyle-go/newstyle/internal/testutil"
 )
 
 func TestAppendEntry(t *testing.T) {
@@ -115,7 +117,7 @@ func TestCheckEntry(t *testing.T) {
 // where it starts to refuse.
 func TestCheckEntrySizeLimits(t *testing.T) {
 	if testing.Short() {
-		t.Skip("allocates 768 MiB")
+		testutil.CannotRun(t, "-short: it allocates 768 MiB")
 	}
 	big := make([]byte, maxDataSize-len("BIG=")+1)
 	_, _, err := checkEntry("m", PriInfo, nil, []Field{{Name: "BIG", Value: big}}, maxEntrySize)

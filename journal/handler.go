@@ -1,9 +1,7 @@
 package journal
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"log/slog"
 	"strconv"
 	"time"
@@ -224,18 +222,17 @@ func (h *Handler) appendRecord(b []byte, r slog.Record) ([]byte, int) {
 	}
 	b = append(b, h.ident...)
 	if src := rec.Source; src != nil {
+		var head int
 		b = appendStringField(b, "CODE_FILE", src.File)
-		b = append(b, "CODE_LINE="...)
-		b = strconv.AppendInt(b, int64(src.Line), 10)
-		b = append(b, '\n')
+		b, head = beginField(b, "CODE_LINE")
+		b = finishField(strconv.AppendInt(b, int64(src.Line), 10), head)
 		b = appendStringField(b, "CODE_FUNC", src.Function)
 		fields += 3
 	}
 	if !rec.Time.IsZero() {
-		b = append(b, h.timeField...)
-		b = append(b, '=')
-		b = rec.Time.AppendFormat(b, time.RFC3339Nano)
-		b = append(b, '\n')
+		var head int
+		b, head = beginField(b, h.timeField)
+		b = finishField(rec.Time.AppendFormat(b, time.RFC3339Nano), head)
 		fields++
 	}
 	b = append(b, rec.Attrs...)
@@ -255,22 +252,10 @@ func (f *attrFormat) AppendGroup(prefix []byte, name string) []byte {
 	return appendGroupName(prefix, name)
 }
 
-// AppendAttr writes the value straight after a binary-form header, whose
-// length is filled in afterwards; a value without a newline is then moved
-// back over the length into the text form. One pass, no scratch buffer.
+// AppendAttr formats the value straight into the field (beginField,
+// finishField).
 func (f *attrFormat) AppendAttr(dst, prefix []byte, key string, v slog.Value) []byte {
 	dst = appendFieldName(dst, prefix, key, f.reserved)
-	head := len(dst)
-	dst = append(dst, '\n', 0, 0, 0, 0, 0, 0, 0, 0)
-	start := len(dst)
-	dst = slogcore.AppendValue(dst, v)
-	value := dst[start:]
-	if bytes.IndexByte(value, '\n') < 0 {
-		dst[head] = '='
-		n := copy(dst[head+1:], value)
-		dst = dst[:head+1+n]
-	} else {
-		binary.LittleEndian.PutUint64(dst[head+1:], uint64(len(value)))
-	}
-	return append(dst, '\n')
+	dst, head := beginField(dst, "")
+	return finishField(slogcore.AppendValue(dst, v), head)
 }

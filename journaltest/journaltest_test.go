@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/newstyle-go/newstyle/internal/testutil"
 )
 
 // bin builds a binary-form field by hand, so malformed variants are easy.
@@ -261,7 +263,7 @@ func sender(t *testing.T) int {
 	// A unix datagram must fit the sender's SO_SNDBUF; SO_SNDBUFFORCE (root)
 	// bypasses net.core.wmem_max.
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 16<<20); err != nil {
-		t.Skipf("SO_SNDBUFFORCE: %v (needs CAP_NET_ADMIN)", err)
+		testutil.CannotRun(t, "SO_SNDBUFFORCE: "+err.Error()+" (needs CAP_NET_ADMIN)")
 	}
 	return fd
 }
@@ -294,7 +296,7 @@ func memfd(t *testing.T, data []byte, seals int) int {
 func shmFile(t *testing.T, dir string, data []byte, unlink bool, flags int) int {
 	t.Helper()
 	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("%s: %v", dir, err)
+		testutil.CannotRun(t, err.Error())
 	}
 	f, err := os.CreateTemp(dir, "journaltest")
 	noErr(t, err)

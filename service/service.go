@@ -31,6 +31,12 @@
 // Service.Go or guarded by Service.ExitOnPanic, is logged at CRIT with the
 // goroutine's stack in the traceback field — one journal entry — and the
 // process exits with status 2, so that Restart=on-failure brings it back.
+// That stack starts at the function that panicked and reads as every
+// other TRACEBACK of this module (newstyle.WithStack's): a function a
+// line, its file:line on the next, tab-indented. The one exception is
+// the dump logged on SIGABRT: it holds every goroutine, which only the
+// runtime can list, so it keeps the runtime's own format, with a
+// "goroutine N [state]:" line above each stack.
 //
 // The exit status says how the program ended:
 //
@@ -44,7 +50,6 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,7 +59,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -65,6 +69,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/newstyle-go/newstyle"
+	"github.com/newstyle-go/newstyle/internal/slogcore"
 )
 
 // Exit statuses of Run and Main.
@@ -86,8 +91,9 @@ type Options struct {
 	// means newstyle's defaults.
 	Log *newstyle.Options
 
-	// ShutdownTimeout bounds shutdown, counted from the stop signal: the
-	// program's function returning and the OnStop hooks. Zero means
+	// ShutdownTimeout bounds shutdown: the program's function returning
+	// and the OnStop hooks. It is counted from the stop signal, or from
+	// the function's return when it returns by itself. Zero means
 	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 
@@ -96,9 +102,17 @@ type Options struct {
 	Reload func(ctx context.Context) error
 
 	// Health, if set, is asked before each watchdog ping: the ping is sent
-	// only when it returns nil within half the watchdog interval. A hung
-	// or failing program is then restarted by systemd; a healthy one is
-	// not. Without it, the watchdog is fed while the process runs.
+	// only when it returns nil within half the watchdog interval, before
+	// its context ends. A hung or failing program is then restarted by
+	// systemd; a healthy one is not. Without it, the watchdog is fed while
+	// the process runs.
+	//
+	// Only one check runs at a time. A check still running when its
+	// context ends has failed, and no other starts until it returns: each
+	// tick meanwhile counts as failed (no ping, so systemd ends the
+	// program as for any failing check), and the late answer is dropped.
+	// A check that ignores its context thus holds one goroutine, not one
+	// per tick; the first tick after it returns starts a fresh check.
 	Health func(ctx context.Context) error
 }
 
@@ -183,7 +197,7 @@ func (s *Service) run(fn func(ctx context.Context, svc *Service) error) int {
 		code := ExitOK
 		defer func() {
 			if v := recover(); v != nil {
-				s.logPanic(v, debug.Stack())
+				s.logPanic(v, panicTrace())
 				code = ExitPanic
 			}
 			done <- code
@@ -269,10 +283,36 @@ func (s *Service) shutdown(sig os.Signal, cancel context.CancelFunc, done <-chan
 	return code
 }
 
-// OnStop registers fn to run at shutdown, with a context that ends at the
-// shutdown deadline (http.Server.Shutdown fits as it is). Hooks run
-// concurrently; those that have not returned by the deadline are logged by
-// name.
+// OnStop registers fn to run at shutdown, under name (for the log), with
+// a context that ends at the shutdown deadline. http.Server.Shutdown fits
+// as it is.
+//
+// When the hooks run depends on how the program ends:
+//
+//   - On SIGTERM or SIGINT, Run logs "service: stopping", sends
+//     STOPPING=1, stops feeding the watchdog and cancels the function's
+//     context, then starts the hooks at once: they run while the function
+//     winds down, not after it has returned, so that a hook can be what
+//     makes it return (Shutdown makes Serve return ErrServerClosed). The
+//     deadline is ShutdownTimeout after the signal.
+//   - When the function returns by itself (nil, an error, or a panic that
+//     Run recovered and logged), Run sends STOPPING=1 and cancels the
+//     context, then starts the hooks. The deadline is ShutdownTimeout
+//     after the function's return.
+//   - Not at all when the process ends on SIGABRT (systemd's watchdog) or
+//     on a panic in a goroutine guarded by Go or ExitOnPanic: it exits at
+//     once, as it would if systemd killed it.
+//
+// The hooks registered by then run concurrently, in no order; a hook
+// registered once shutdown has begun does not run. Run returns when the
+// function and all hooks have returned, or at the deadline: hooks still
+// running then are logged by name and left running, and Run returns
+// without them, with exit status 3 (1 or 2 if the function, returning by
+// itself, failed or panicked). A hook's error is logged, and makes the
+// exit status 1 if it was to be 0; a
+// panic in a hook is logged and exits the process with status 2, at
+// once. After STOPPING=1, systemd's watchdog no longer applies; its
+// TimeoutStopSec does, and should exceed ShutdownTimeout.
 func (s *Service) OnStop(name string, fn func(ctx context.Context) error) {
 	s.mu.Lock()
 	s.stops = append(s.stops, stopHook{name, fn})
@@ -372,9 +412,7 @@ func (s *Service) notifyf(state string) {
 
 // reload runs the Reload hook between RELOADING=1 and READY=1.
 func (s *Service) reload(ctx context.Context) {
-	// MONOTONIC_USEC tells systemd 253+ (Type=notify-reload) which
-	// reload this is; older versions ignore it.
-	s.notifyf("RELOADING=1\n" + daemon.SdNotifyMonotonicUsec() + "\nSTATUS=reloading")
+	s.notifyf(reloadingState(daemon.SdNotifyMonotonicUsec()))
 	s.logger.Info("service: reloading")
 	s.mu.Lock()
 	status := s.status
@@ -390,6 +428,19 @@ func (s *Service) reload(ctx context.Context) {
 		status = "reloaded"
 	}
 	s.notifyf("READY=1\nSTATUS=" + oneLine(status))
+}
+
+// reloadingState is the notification that starts a reload. MONOTONIC_USEC
+// tells systemd 253+ (Type=notify-reload) which reload this is; older
+// versions ignore it. go-systemd gives it with its own line end, or
+// empty when the clock is unreadable: either way one line each, as an
+// empty line is no assignment.
+func reloadingState(monotonicUsec string) string {
+	state := "RELOADING=1\n"
+	if m := strings.TrimSuffix(monotonicUsec, "\n"); m != "" {
+		state += m + "\n"
+	}
+	return state + "STATUS=reloading"
 }
 
 // Go runs fn in a goroutine in which a panic is logged and ends the
@@ -416,18 +467,67 @@ func (s *Service) ExitOnPanic() {
 		if v == http.ErrAbortHandler {
 			panic(v)
 		}
-		s.logPanic(v, debug.Stack())
+		s.logPanic(v, panicTrace())
 		s.exit(ExitPanic)
 	}
 }
 
-func (s *Service) logPanic(v any, stack []byte) {
+func (s *Service) logPanic(v any, trace []byte) {
 	err, ok := v.(error)
 	if !ok {
 		err = fmt.Errorf("%v", v)
 	}
 	s.logger.Log(context.Background(), newstyle.LevelCritical, "service: panic: "+err.Error(),
-		"panic", newstyle.WithTrace(err, panicStack(stack)))
+		"panic", newstyle.WithTrace(err, trace))
+}
+
+// panicTrace returns the stack of the panicking goroutine, formatted as
+// every TRACEBACK of the module, from the frame that panicked down. It
+// must be called by the deferred function that recovered: the goroutine's
+// stack is still the panic's then, under the recovery's own frames and
+// runtime.gopanic, which are cut off, as are the runtime's frames that
+// raised a run-time panic (a nil map, a nil pointer, an index) for the
+// function that caused it. Go's own crash output leaves out the same.
+func panicTrace() []byte {
+	pcs := slogcore.Callers(0)
+	for i, pc := range pcs {
+		if frameFuncs(pc)[0] != "runtime.gopanic" {
+			continue
+		}
+		rest := pcs[i+1:]
+		for len(rest) > 1 && inRuntime(rest[0]) {
+			rest = rest[1:]
+		}
+		return slogcore.AppendStack(nil, rest)
+	}
+	// Not under a panic (recover was not called by a deferred function):
+	// the whole stack is still better than none.
+	return slogcore.AppendStack(nil, pcs)
+}
+
+// frameFuncs returns the functions at pc, the innermost first: more than
+// one where calls were inlined.
+func frameFuncs(pc uintptr) []string {
+	frames := runtime.CallersFrames([]uintptr{pc})
+	var names []string
+	for {
+		f, more := frames.Next()
+		names = append(names, f.Function)
+		if !more {
+			return names
+		}
+	}
+}
+
+// inRuntime reports whether pc is the runtime's own code, and no
+// program's code that had the runtime's inlined into it.
+func inRuntime(pc uintptr) bool {
+	for _, name := range frameFuncs(pc) {
+		if !strings.HasPrefix(name, "runtime.") && !strings.HasPrefix(name, "internal/runtime/") {
+			return false
+		}
+	}
+	return true
 }
 
 // logAbort logs every goroutine's stack, in one entry. systemd sends
@@ -439,23 +539,6 @@ func (s *Service) logAbort() {
 	err := errors.New("SIGABRT (from systemd: the watchdog was not fed in time?)")
 	s.logger.Log(context.Background(), newstyle.LevelCritical, "service: aborted; the stacks of all goroutines follow",
 		"abort", newstyle.WithTrace(err, buf))
-}
-
-// panicStack drops, from a runtime/debug.Stack taken in a deferred
-// recover, the frames of the recovery itself (debug.Stack, ExitOnPanic,
-// runtime's panic): the trace then starts where the panic happened, as
-// Go's own crash output does.
-func panicStack(stack []byte) []byte {
-	lines := bytes.SplitAfter(stack, []byte("\n"))
-	if len(lines) < 2 {
-		return stack
-	}
-	for i := 1; i+1 < len(lines); i++ {
-		if bytes.HasPrefix(lines[i], []byte("panic(")) {
-			return append(append([]byte(nil), lines[0]...), bytes.Join(lines[i+2:], nil)...)
-		}
-	}
-	return stack
 }
 
 // Listener returns the listening socket systemd passed under name

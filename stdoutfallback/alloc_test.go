@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/newstyle-go/newstyle/internal/testutil"
 )
 
 // benchAttrs are five simple attributes, one of them a string that needs
@@ -44,8 +46,8 @@ func benchRecord() slog.Record {
 }
 
 func TestHandleAllocations(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts are not meaningful under -race; make test runs this test without it")
+	if testutil.RaceEnabled {
+		testutil.CannotRun(t, "allocation counts are not meaningful under -race; make test runs this test without it")
 	}
 	ctx := context.Background()
 	// Not AddSource: slogcore's source lookup allocates runtime.Frames.

@@ -1,5 +1,0 @@
-//go:build !race
-
-package stdoutfallback
-
-const raceEnabled = false
