@@ -1,0 +1,258 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/newstyle-go/newstyle"
+	"github.com/newstyle-go/newstyle/journal"
+)
+
+// coredumpMessageID is systemd-coredump's MESSAGE_ID: journalctl -u lists
+// an entry from root with it and COREDUMP_UNIT=UNIT as a crash of UNIT.
+const coredumpMessageID = "fc2e22bc6ee647b6b90729ab34a250b1"
+
+// attributionFields are the fields that, unprefixed, let an entry from
+// root be listed under a unit other than the sender's own (journalctl's
+// add_matches_for_unit and add_matches_for_user_unit); none may come out
+// of the slog handler.
+var attributionFields = []string{
+	"UNIT", "USER_UNIT", "INVOCATION_ID", "USER_INVOCATION_ID",
+	"OBJECT_SYSTEMD_UNIT", "OBJECT_SYSTEMD_USER_UNIT",
+	"COREDUMP_UNIT", "COREDUMP_USER_UNIT",
+}
+
+// TestAttributesCannotClaimAnotherUnit logs, as root, records whose
+// attributes name another unit under every key journalctl attributes
+// entries by, and checks that journalctl -u and --user-unit do not list
+// them under that unit. Control entries, sent through the strict Writer
+// with the real fields, prove that the same journalctl queries do list
+// entries that claim a unit: the check can fail.
+func TestAttributesCannotClaimAnotherUnit(t *testing.T) {
+	ident := uniqueIdent(t)
+	run := strings.TrimPrefix(ident, "it-")
+	victim := "victim-" + run + ".service"
+	controlUnit := "victim-control-" + run + ".service"
+
+	// One record per way of reaching a reserved name: the key as users
+	// write it, in upper case, dotted, and through groups and With.
+	cases := []struct {
+		key   string // what the case is about, in MESSAGE
+		log   func(l *slog.Logger, msg string)
+		field string // the field the value must arrive in
+		extra map[string]string
+	}{
+		{key: "object.systemd_unit", field: "F_OBJECT_SYSTEMD_UNIT"},
+		{key: "OBJECT_SYSTEMD_UNIT", field: "F_OBJECT_SYSTEMD_UNIT"},
+		{key: "object_systemd_user_unit", field: "F_OBJECT_SYSTEMD_USER_UNIT"},
+		{
+			key: "coredump_unit", field: "F_COREDUMP_UNIT",
+			log: func(l *slog.Logger, msg string) {
+				l.Info(msg, "message_id", coredumpMessageID, "coredump_unit", victim)
+			},
+			extra: map[string]string{"MESSAGE_ID": coredumpMessageID},
+		},
+		{
+			key: "coredump.user_unit", field: "F_COREDUMP_USER_UNIT",
+			log: func(l *slog.Logger, msg string) {
+				l.Info(msg, "message_id", coredumpMessageID, "coredump.user_unit", victim)
+			},
+			extra: map[string]string{"MESSAGE_ID": coredumpMessageID},
+		},
+		{key: "unit", field: "F_UNIT"},
+		{key: "user_unit", field: "F_USER_UNIT"},
+		{key: "invocation_id", field: "F_INVOCATION_ID"},
+		{
+			key: "group object, key systemd_unit", field: "F_OBJECT_SYSTEMD_UNIT",
+			log: func(l *slog.Logger, msg string) {
+				l.Info(msg, slog.Group("object", slog.String("systemd_unit", victim)))
+			},
+		},
+		{
+			// Neither part is reserved; the name they make is.
+			key: "group user, key unit", field: "F_USER_UNIT",
+			log: func(l *slog.Logger, msg string) { l.Info(msg, slog.Group("user", slog.String("unit", victim))) },
+		},
+		{
+			key: "WithGroup coredump, key unit", field: "F_COREDUMP_UNIT",
+			log: func(l *slog.Logger, msg string) { l.WithGroup("coredump").Info(msg, "unit", victim) },
+		},
+		{
+			key: "With user_unit", field: "F_USER_UNIT",
+			log: func(l *slog.Logger, msg string) { l.With("user_unit", victim).Info(msg) },
+		},
+	}
+	logger := newstyle.NewLogger(&newstyle.Options{
+		Target:           newstyle.TargetJournal,
+		SyslogIdentifier: ident,
+		Stdout:           failWriter{t},
+	})
+	for i, c := range cases {
+		msg := fmt.Sprintf("claim %d via %s", i, c.key)
+		if c.log != nil {
+			c.log(logger, msg)
+		} else {
+			logger.Info(msg, c.key, victim)
+		}
+	}
+
+	// The controls: the real fields, which only the strict Writer sends,
+	// one per way a root sender that is not PID 1 can claim a unit (UNIT=
+	// counts only from PID 1, so it has none).
+	controlIdent := ident + "-control"
+	w := newWriter(t, journal.WriterOptions{Identifier: controlIdent})
+	controls := []struct {
+		flag   string // the journalctl option that must list it
+		fields []journal.Field
+	}{
+		{"-u", []journal.Field{journal.StringField("OBJECT_SYSTEMD_UNIT", controlUnit)}},
+		{"-u", []journal.Field{
+			journal.StringField("MESSAGE_ID", coredumpMessageID),
+			journal.StringField("COREDUMP_UNIT", controlUnit),
+		}},
+		{"--user-unit", []journal.Field{journal.StringField("OBJECT_SYSTEMD_USER_UNIT", controlUnit)}},
+		{"--user-unit", []journal.Field{journal.StringField("USER_UNIT", controlUnit)}},
+		{"--user-unit", []journal.Field{journal.StringField("COREDUMP_USER_UNIT", controlUnit)}},
+	}
+	wantControl := make(map[string][]string) // by flag, the messages it must list
+	for i, c := range controls {
+		msg := fmt.Sprintf("control %d via %s", i, c.fields[len(c.fields)-1].Name)
+		if err := w.Send(msg, journal.PriInfo, c.fields...); err != nil {
+			t.Fatalf("control Send %q: %v", msg, err)
+		}
+		wantControl[c.flag] = append(wantControl[c.flag], msg)
+	}
+
+	// (a) Every record is in the journal, its value in the prefixed field.
+	entries := waitEntries(t, query{ident: ident}, len(cases))
+	syncJournal(t)
+	if again, err := readJournal(query{ident: ident}); err == nil {
+		entries = again
+	}
+	if len(entries) != len(cases) {
+		t.Fatalf("journal has %d entries for %s, want %d, one per record", len(entries), ident, len(cases))
+	}
+	byMessage := make(map[string]entry, len(entries))
+	for _, e := range entries {
+		m, _ := e.value("MESSAGE")
+		byMessage[m] = e
+	}
+	for i, c := range cases {
+		msg := fmt.Sprintf("claim %d via %s", i, c.key)
+		e, ok := byMessage[msg]
+		if !ok {
+			t.Errorf("no entry %q in the journal", msg)
+			continue
+		}
+		want := map[string]string{
+			"MESSAGE":           msg,
+			"PRIORITY":          "6",
+			"SYSLOG_IDENTIFIER": ident,
+			c.field:             victim,
+		}
+		for k, v := range c.extra {
+			want[k] = v
+		}
+		t.Run(c.key, func(t *testing.T) {
+			wantFields(t, e, want)
+			for _, name := range attributionFields {
+				if v, ok := e[name]; ok {
+					t.Errorf("entry has %s = %q", name, v)
+				}
+			}
+		})
+	}
+
+	// The control entries are listed: the query below can see a claim.
+	for _, flag := range []string{"-u", "--user-unit"} {
+		want := slices.Sorted(slices.Values(wantControl[flag]))
+		var got []unitLine
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var err error
+			if got, err = unitEntries(flag, controlUnit); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) >= len(want) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		var msgs []string
+		for _, l := range got {
+			if l.ident != controlIdent {
+				t.Errorf("journalctl %s %s lists an entry that is not a control: %s", flag, controlUnit, l)
+				continue
+			}
+			msgs = append(msgs, l.message)
+		}
+		slices.Sort(msgs)
+		if !slices.Equal(msgs, want) {
+			t.Errorf("journalctl %s %s lists %q, want the control entries %q: the check below could not fail",
+				flag, controlUnit, msgs, want)
+		}
+	}
+
+	// (b) None of the records is listed under the victim unit. Every one
+	// is stored by now (above), so one reading is the answer.
+	for _, flag := range []string{"-u", "--user-unit"} {
+		got, err := unitEntries(flag, victim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range got {
+			t.Errorf("journalctl %s %s lists an entry of %s: %s", flag, victim, l.ident, l)
+		}
+	}
+}
+
+// unitLine is one line of journalctl -o json output: an entry, or
+// whatever else journalctl printed, which counts as one all the same.
+type unitLine struct {
+	raw            string
+	ident, message string
+}
+
+func (l unitLine) String() string {
+	if l.message == "" && l.ident == "" {
+		return fmt.Sprintf("%q", l.raw)
+	}
+	return fmt.Sprintf("MESSAGE=%q", l.message)
+}
+
+// unitEntries runs journalctl FLAG UNIT (-u or --user-unit) as a user
+// looking at a unit's log would, and returns one unitLine per line of its
+// output. journalctl exits 0 or 1 when nothing matches, by version.
+func unitEntries(flag, unit string) ([]unitLine, error) {
+	cmd := exec.Command("journalctl", flag, unit, "-o", "json", "--all", "--no-pager", "--quiet")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			return nil, fmt.Errorf("%s: %v: %s", strings.Join(cmd.Args, " "), err, stderr.Bytes())
+		}
+	}
+	var lines []unitLine
+	for _, raw := range strings.Split(stdout.String(), "\n") {
+		if strings.TrimSpace(raw) == "" {
+			continue
+		}
+		l := unitLine{raw: raw}
+		if e, derr := decodeEntry([]byte(raw), []string{"MESSAGE", "SYSLOG_IDENTIFIER"}); derr == nil {
+			l.message, _ = e.value("MESSAGE")
+			l.ident, _ = e.value("SYSLOG_IDENTIFIER")
+		}
+		lines = append(lines, l)
+	}
+	return lines, nil
+}
