@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/newstyle-go/newstyle/internal/buffer"
 	"github.com/newstyle-go/newstyle/internal/slogcore"
 )
 
@@ -191,8 +192,8 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 
 // Handle sends r as one entry.
 func (h *Handler) Handle(_ context.Context, r slog.Record) error {
-	buf := getBuffer(len(r.Message) + 1024)
-	b, fields := h.appendRecord((*buf)[:0], r)
+	buf := buffer.Get(len(r.Message) + 1024)
+	b, fields := h.appendRecord(*buf, r)
 	var err error
 	// Every field is at most the whole entry, so checking the entry
 	// against the smaller limit covers journald's limit per field too.
@@ -203,7 +204,7 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 		err = h.w.transmit(b)
 	}
 	*buf = b
-	putBuffer(buf)
+	buffer.Put(buf)
 	return err
 }
 
@@ -211,7 +212,7 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 func (h *Handler) appendRecord(b []byte, r slog.Record) ([]byte, int) {
 	rec := h.core.Begin(r, h.timeField != "")
 	defer rec.End()
-	fields := rec.NumAttrs + 1 // and SYSLOG_IDENTIFIER
+	fields := 1 // SYSLOG_IDENTIFIER
 	if rec.HasMsg {
 		b = appendStringField(b, "MESSAGE", rec.Message)
 		fields++
@@ -235,7 +236,8 @@ func (h *Handler) appendRecord(b []byte, r slog.Record) ([]byte, int) {
 		b = finishField(rec.Time.AppendFormat(b, time.RFC3339Nano), head)
 		fields++
 	}
-	b = append(b, rec.Attrs...)
+	b = rec.AppendAttrs(b)
+	fields += rec.NumAttrs
 	if rec.Traceback != nil {
 		b = appendBytesField(b, h.traceback, rec.Traceback)
 		fields++

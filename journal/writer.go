@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/newstyle-go/newstyle/internal/buffer"
 )
 
 // DefaultSocketPath is where the system's journald listens for the native
@@ -163,10 +165,10 @@ func (w *Writer) Send(message string, priority Priority, fields ...Field) error 
 	if hasIdent {
 		ident = nil
 	}
-	buf := getBuffer(size)
-	*buf = appendEntry((*buf)[:0], message, priority, ident, fields)
+	buf := buffer.Get(size)
+	*buf = appendEntry(*buf, message, priority, ident, fields)
 	err = w.transmit(*buf)
-	putBuffer(buf)
+	buffer.Put(buf)
 	return err
 }
 
@@ -217,28 +219,4 @@ func ProgramName() string {
 		return ""
 	}
 	return filepath.Base(os.Args[0])
-}
-
-// Buffers for encoding come from a pool; one that grew past maxPooled (a
-// huge entry) is left to the garbage collector rather than kept alive.
-const maxPooled = 64 << 10
-
-var bufferPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
-
-func getBuffer(size int) *[]byte {
-	if size > maxPooled {
-		b := make([]byte, 0, size)
-		return &b
-	}
-	b := bufferPool.Get().(*[]byte)
-	if cap(*b) < size {
-		*b = make([]byte, 0, size)
-	}
-	return b
-}
-
-func putBuffer(b *[]byte) {
-	if cap(*b) <= maxPooled {
-		bufferPool.Put(b)
-	}
 }

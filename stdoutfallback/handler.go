@@ -6,9 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 
+	"github.com/newstyle-go/newstyle/internal/buffer"
 	"github.com/newstyle-go/newstyle/internal/slogcore"
 )
 
@@ -231,8 +231,8 @@ const noLevelPriority = 6
 // Handle writes r as one line.
 func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 	rec := h.core.Begin(r, h.timeKey != nil)
-	buf := getBuffer()
-	b := (*buf)[:0]
+	buf := buffer.Get(len(r.Message) + 1024)
+	b := *buf
 
 	pri := noLevelPriority
 	if rec.HasLevel {
@@ -256,7 +256,7 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 		b = strconv.AppendInt(b, int64(src.Line), 10)
 		b = quoteTail(b, v)
 	}
-	b = append(b, rec.Attrs...)
+	b = rec.AppendAttrs(b)
 	if rec.Traceback != nil {
 		b = append(b, h.traceback...)
 		b = appendString(b, rec.Traceback)
@@ -269,23 +269,6 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 
 	err := h.out.write(b)
 	*buf = b
-	putBuffer(buf)
+	buffer.Put(buf)
 	return err
-}
-
-// Buffers that grew past maxPooled (a huge record) are left to the garbage
-// collector rather than kept alive in the pool.
-const maxPooled = 64 << 10
-
-var bufferPool = sync.Pool{New: func() any {
-	b := make([]byte, 0, 1024)
-	return &b
-}}
-
-func getBuffer() *[]byte { return bufferPool.Get().(*[]byte) }
-
-func putBuffer(b *[]byte) {
-	if cap(*b) <= maxPooled {
-		bufferPool.Put(b)
-	}
 }

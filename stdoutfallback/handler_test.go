@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/newstyle-go/newstyle/internal/buffer"
 )
 
 // handleOne writes one record, made without time or source, through h and
@@ -429,12 +431,13 @@ func TestStackLevel(t *testing.T) {
 	}
 }
 
-// TestPoolDropsLargeBuffers: a buffer grown past maxPooled is not kept.
+// TestPoolDropsLargeBuffers: a buffer grown past buffer.MaxPooled is not
+// kept.
 // (Were it kept, the next get on this P would most likely return it.)
 func TestPoolDropsLargeBuffers(t *testing.T) {
 	var buf bytes.Buffer
 	h := NewHandler(&buf, nil)
-	big := strings.Repeat("x", 2*maxPooled)
+	big := strings.Repeat("x", 2*buffer.MaxPooled)
 	if err := h.Handle(context.Background(), slog.NewRecord(time.Time{}, slog.LevelInfo, big, 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -442,10 +445,10 @@ func TestPoolDropsLargeBuffers(t *testing.T) {
 		t.Fatalf("wrote %d bytes, want %d", got, len(big)+4)
 	}
 	for range 10 {
-		b := getBuffer()
-		if cap(*b) > maxPooled {
+		b := buffer.Get(0)
+		if cap(*b) > buffer.MaxPooled {
 			t.Fatalf("the pool holds a buffer of %d bytes", cap(*b))
 		}
-		defer putBuffer(b)
+		defer buffer.Put(b)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/newstyle-go/newstyle/internal/buffer"
 )
 
 // Options are the options both handlers share; their HandlerOptions
@@ -92,7 +94,7 @@ func (h *Handler) WithGroup(name string) *Handler {
 }
 
 // Record is what a handler writes of one record: its built-in parts after
-// ReplaceAttr, and its attributes formatted.
+// ReplaceAttr; AppendAttrs writes its attributes.
 type Record struct {
 	Message   string
 	HasMsg    bool // false when ReplaceAttr removed the message
@@ -100,20 +102,23 @@ type Record struct {
 	HasLevel  bool
 	Time      time.Time // zero when the handler does not want it or it is absent
 	Source    *slog.Source
-	Attrs     []byte // WithAttrs' attributes then the record's, formatted
-	NumAttrs  int    // how many attributes Attrs holds
-	Traceback []byte // tracebacks found or captured, nil for none
+	NumAttrs  int    // how many attributes AppendAttrs wrote
+	Traceback []byte // tracebacks AppendAttrs found or captured, nil for none
 
 	s *state
+	h *Handler
+	r slog.Record
 }
 
 // Begin prepares r for writing. wantTime says whether the handler writes
 // the time at all, so that ReplaceAttr is not asked about a time that is
-// not written. The caller must call End when it is done with the result.
+// not written. The caller writes the built-in parts, then the attributes
+// with AppendAttrs, straight into its own buffer, and calls End when it is
+// done with the result.
 func (h *Handler) Begin(r slog.Record, wantTime bool) *Record {
 	s := getState()
 	rec := &s.rec
-	*rec = Record{Message: r.Message, HasMsg: true, Level: r.Level, HasLevel: true, s: s}
+	*rec = Record{Message: r.Message, HasMsg: true, Level: r.Level, HasLevel: true, s: s, h: h, r: r}
 	if wantTime && !r.Time.IsZero() {
 		rec.Time = r.Time
 	}
@@ -123,26 +128,33 @@ func (h *Handler) Begin(r slog.Record, wantTime bool) *Record {
 	if rep := h.opts.ReplaceAttr; rep != nil {
 		h.replaceBuiltins(rec, rep)
 	}
+	return rec
+}
 
-	s.buf = append(s.buf[:0], h.attrs...)
+// AppendAttrs appends the attributes, WithAttrs' (formatted once, when
+// they were given) then the record's, to dst: the record is written into
+// one buffer, with no copy. It sets NumAttrs and Traceback: the stacks of
+// error attributes and, with StackLevel, the logging goroutine's.
+func (rec *Record) AppendAttrs(dst []byte) []byte {
+	s, h := rec.s, rec.h
+	dst = append(dst, h.attrs...)
 	s.trace = append(s.trace[:0], h.trace...)
 	s.n = h.nattrs
-	if r.NumAttrs() > 0 {
+	if rec.r.NumAttrs() > 0 {
 		s.prefix = append(s.prefix[:0], h.prefix...)
-		r.Attrs(func(a slog.Attr) bool {
-			s.buf = h.appendAttr(s, s.buf, s.prefix, h.groups, a)
+		rec.r.Attrs(func(a slog.Attr) bool {
+			dst = h.appendAttr(s, dst, s.prefix, h.groups, a)
 			return true
 		})
 	}
-	if h.opts.StackLevel != nil && r.Level >= h.opts.StackLevel.Level() {
-		s.trace = appendRecordStack(s.trace, r.PC)
+	if h.opts.StackLevel != nil && rec.r.Level >= h.opts.StackLevel.Level() {
+		s.trace = appendRecordStack(s.trace, rec.r.PC)
 	}
-	rec.Attrs = s.buf
 	rec.NumAttrs = s.n
 	if len(s.trace) > 0 {
 		rec.Traceback = s.trace
 	}
-	return rec
+	return dst
 }
 
 // End returns the record's buffers for reuse.
@@ -294,10 +306,6 @@ type state struct {
 	pcs                [1]uintptr
 }
 
-// Buffers that grew past maxPooled (a huge record) are left to the garbage
-// collector rather than kept alive.
-const maxPooled = 64 << 10
-
 var statePool = sync.Pool{New: func() any {
 	return &state{buf: make([]byte, 0, 1024), prefix: make([]byte, 0, 64)}
 }}
@@ -305,7 +313,8 @@ var statePool = sync.Pool{New: func() any {
 func getState() *state { return statePool.Get().(*state) }
 
 func putState(s *state) {
-	if cap(s.buf) > maxPooled || cap(s.trace) > maxPooled || cap(s.prefix) > maxPooled {
+	// Scratch that grew for a huge record is not kept alive by the pool.
+	if cap(s.buf) > buffer.MaxPooled || cap(s.trace) > buffer.MaxPooled || cap(s.prefix) > buffer.MaxPooled {
 		return
 	}
 	s.rec = Record{}
