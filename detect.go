@@ -25,7 +25,7 @@ func (d Detection) String() string { return d.Target.String() + ": " + d.Reason 
 // Detect says where a Handler made now with default options would write,
 // and why.
 func Detect() Detection {
-	w, err := journal.NewWriter(journal.WriterOptions{})
+	w, err := journal.NewWriter(&journal.WriterOptions{})
 	if err != nil {
 		return Detection{Target: TargetStdout, Reason: err.Error()}
 	}

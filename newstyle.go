@@ -141,10 +141,10 @@ func NewHandler(opts *Options) *Handler {
 		WriteTimeout:   opts.WriteTimeout,
 	})
 	h := &Handler{fallback: fallback, stdout: fallback, sw: &switcher{}}
-	w, err := journal.NewWriter(journal.WriterOptions{
-		SocketPath:  opts.SocketPath,
-		Identifier:  opts.SyslogIdentifier,
-		SendTimeout: opts.SendTimeout,
+	w, err := journal.NewWriter(&journal.WriterOptions{
+		SocketPath:       opts.SocketPath,
+		SyslogIdentifier: opts.SyslogIdentifier,
+		SendTimeout:      opts.SendTimeout,
 	})
 	if err != nil {
 		h.detection = Detection{Target: TargetStdout, Reason: err.Error()}

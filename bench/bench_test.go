@@ -194,7 +194,7 @@ const pairBlock = 32
 
 func newWriter(tb testing.TB) *journal.Writer {
 	tb.Helper()
-	w, err := journal.NewWriter(journal.WriterOptions{SocketPath: journal.DefaultSocketPath, Identifier: identifier})
+	w, err := journal.NewWriter(&journal.WriterOptions{SocketPath: journal.DefaultSocketPath, SyslogIdentifier: identifier})
 	if err != nil {
 		tb.Fatal(err)
 	}

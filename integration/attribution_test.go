@@ -109,7 +109,7 @@ func TestAttributesCannotClaimAnotherUnit(t *testing.T) {
 	// one per way a root sender that is not PID 1 can claim a unit (UNIT=
 	// counts only from PID 1, so it has none).
 	controlIdent := ident + "-control"
-	w := newWriter(t, journal.WriterOptions{Identifier: controlIdent})
+	w := newWriter(t, journal.WriterOptions{SyslogIdentifier: controlIdent})
 	controls := []struct {
 		flag   string // the journalctl option that must list it
 		fields []journal.Field

@@ -22,7 +22,7 @@ func TestConcurrentSenders(t *testing.T) {
 	ident := uniqueIdent(t)
 	// journald takes some 30,000 entries/s here, and a sender waits while
 	// its queue is full; a long timeout makes a slow journald no failure.
-	w := newWriter(t, journal.WriterOptions{Identifier: ident, SendTimeout: time.Minute})
+	w := newWriter(t, journal.WriterOptions{SyslogIdentifier: ident, SendTimeout: time.Minute})
 
 	var wg sync.WaitGroup
 	failed := make([]int, goroutines)

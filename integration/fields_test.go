@@ -105,10 +105,10 @@ func TestFieldsRoundTrip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ident := uniqueIdent(t)
-			opts := journal.WriterOptions{Identifier: ident}
+			opts := journal.WriterOptions{SyslogIdentifier: ident}
 			fields := tt.fields
 			if tt.identField {
-				opts.Identifier = "not-" + ident
+				opts.SyslogIdentifier = "not-" + ident
 				fields = append(slices.Clone(fields), journal.SyslogIdentifier(ident))
 			}
 			w := newWriter(t, opts)

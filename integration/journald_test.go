@@ -320,7 +320,7 @@ func (b *syncBuffer) String() string {
 // newWriter returns a journal.Writer closed when the test ends.
 func newWriter(t *testing.T, opts journal.WriterOptions) *journal.Writer {
 	t.Helper()
-	w, err := journal.NewWriter(opts)
+	w, err := journal.NewWriter(&opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func TestLargeValues(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ident := uniqueIdent(t)
-			w := newWriter(t, journal.WriterOptions{Identifier: ident})
+			w := newWriter(t, journal.WriterOptions{SyslogIdentifier: ident})
 
 			value := randomValue(tt.size, tt.binary)
 			sum := sha256.Sum256(value)

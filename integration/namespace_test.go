@@ -21,7 +21,7 @@ func TestJournalNamespace(t *testing.T) {
 	}
 
 	ident := uniqueIdent(t)
-	w := newWriter(t, journal.WriterOptions{SocketPath: j.socket, Identifier: ident})
+	w := newWriter(t, journal.WriterOptions{SocketPath: j.socket, SyslogIdentifier: ident})
 	if w.SocketPath() != j.socket {
 		t.Errorf("SocketPath() = %s, want %s", w.SocketPath(), j.socket)
 	}

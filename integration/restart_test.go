@@ -34,7 +34,7 @@ func (o outcome) String() string {
 // nothing to reopen.
 func TestJournaldRestart(t *testing.T) {
 	ident := uniqueIdent(t)
-	w := newWriter(t, journal.WriterOptions{Identifier: ident})
+	w := newWriter(t, journal.WriterOptions{SyslogIdentifier: ident})
 	t.Cleanup(func() {
 		// Whatever happened, leave a journald for the tests after this one.
 		if !listening(journal.DefaultSocketPath) {

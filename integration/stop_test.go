@@ -25,7 +25,7 @@ func TestJournaldStopped(t *testing.T) {
 		afterCont = 20
 	)
 	ident := uniqueIdent(t)
-	w := newWriter(t, journal.WriterOptions{Identifier: ident, SendTimeout: timeout})
+	w := newWriter(t, journal.WriterOptions{SyslogIdentifier: ident, SendTimeout: timeout})
 	seq := 0
 	send := func() (time.Duration, error) {
 		start := time.Now()

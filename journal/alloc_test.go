@@ -78,7 +78,7 @@ func TestSendAllocations(t *testing.T) {
 }
 
 func BenchmarkSend(b *testing.B) {
-	w, err := NewWriter(WriterOptions{SocketPath: sink(b), Identifier: "bench"})
+	w, err := NewWriter(&WriterOptions{SocketPath: sink(b), SyslogIdentifier: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestHandlerAllocations(t *testing.T) {
 }
 
 func BenchmarkHandler(b *testing.B) {
-	w, err := NewWriter(WriterOptions{SocketPath: sink(b), Identifier: "bench"})
+	w, err := NewWriter(&WriterOptions{SocketPath: sink(b), SyslogIdentifier: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}

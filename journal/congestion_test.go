@@ -245,7 +245,7 @@ func TestWritersShareOneSocket(t *testing.T) {
 	base := openFDs(t)
 	var ws []*Writer
 	for i := 0; i < 1000; i++ {
-		w, err := NewWriter(WriterOptions{SocketPath: srv.Path()})
+		w, err := NewWriter(&WriterOptions{SocketPath: srv.Path()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,7 +265,7 @@ func TestWritersShareOneSocket(t *testing.T) {
 
 	func() {
 		for i := 0; i < 1000; i++ {
-			if _, err := NewWriter(WriterOptions{SocketPath: srv.Path()}); err != nil {
+			if _, err := NewWriter(&WriterOptions{SocketPath: srv.Path()}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -30,7 +30,7 @@ func Example() {
 	}
 	defer journald.Close()
 
-	w, err := journal.NewWriter(journal.WriterOptions{Identifier: "example", SocketPath: journald.Path()})
+	w, err := journal.NewWriter(&journal.WriterOptions{SyslogIdentifier: "example", SocketPath: journald.Path()})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func Example() {
 // with an error that matches ErrUnavailable, so the caller can log
 // elsewhere instead.
 func Example_noJournald() {
-	w, err := journal.NewWriter(journal.WriterOptions{SocketPath: "/nonexistent/journal/socket"})
+	w, err := journal.NewWriter(&journal.WriterOptions{SocketPath: "/nonexistent/journal/socket"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func Example_noJournald() {
 // Field names are checked before anything is sent: an entry with a name
 // journald would drop is refused whole.
 func ExampleWriter_Send_invalidName() {
-	w, err := journal.NewWriter(journal.WriterOptions{SocketPath: "/nonexistent/journal/socket"})
+	w, err := journal.NewWriter(&journal.WriterOptions{SocketPath: "/nonexistent/journal/socket"})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -55,7 +55,7 @@ type HandlerOptions struct {
 	ReplaceAttr func(groups []string, a slog.Attr) slog.Attr
 
 	// SyslogIdentifier is sent as SYSLOG_IDENTIFIER; empty means the
-	// Writer's (WriterOptions.Identifier).
+	// Writer's (WriterOptions.SyslogIdentifier).
 	SyslogIdentifier string
 
 	// TracebackField names the field for stack traces; empty means

@@ -64,7 +64,7 @@ func CodeFields(pc uintptr) []Field {
 
 // SyslogIdentifier returns a SYSLOG_IDENTIFIER field; an empty name means
 // ProgramName(). A Writer adds one to every entry by itself (see
-// WriterOptions.Identifier); this is for an entry that needs another.
+// WriterOptions.SyslogIdentifier); this is for an entry that needs another.
 func SyslogIdentifier(name string) Field {
 	if name == "" {
 		name = ProgramName()

@@ -34,10 +34,10 @@ type WriterOptions struct {
 	// goroutine, not an OS thread (see Writer).
 	SendTimeout time.Duration
 
-	// Identifier is sent as SYSLOG_IDENTIFIER with every entry that does
-	// not carry that field itself (journalctl -t selects by it). Empty
-	// means ProgramName().
-	Identifier string
+	// SyslogIdentifier is sent as SYSLOG_IDENTIFIER with every entry that
+	// does not carry that field itself (journalctl -t selects by it).
+	// Empty means ProgramName().
+	SyslogIdentifier string
 }
 
 // Writer sends entries to journald over the native protocol. It is safe for
@@ -104,10 +104,13 @@ type Writer struct {
 	stats counters
 }
 
-// NewWriter returns a Writer for opts. It opens the Writer's socket but does
+// NewWriter returns a Writer for opts; nil opts are the defaults. It opens the Writer's socket but does
 // not check that journald is there: that is Send's outcome, and an absent
 // journald is an ordinary condition (see ErrUnavailable).
-func NewWriter(opts WriterOptions) (*Writer, error) {
+func NewWriter(opts *WriterOptions) (*Writer, error) {
+	if opts == nil {
+		opts = &WriterOptions{}
+	}
 	w := &Writer{path: opts.SocketPath, timeout: opts.SendTimeout, limit: entrySizeLimit(os.Geteuid())}
 	if w.path == "" {
 		w.path = DefaultSocketPath
@@ -115,7 +118,7 @@ func NewWriter(opts WriterOptions) (*Writer, error) {
 	if w.timeout == 0 {
 		w.timeout = DefaultSendTimeout
 	}
-	ident := opts.Identifier
+	ident := opts.SyslogIdentifier
 	if ident == "" {
 		ident = ProgramName()
 	}

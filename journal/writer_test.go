@@ -19,10 +19,10 @@ import (
 func newTestWriter(t *testing.T, path string, opts WriterOptions) *Writer {
 	t.Helper()
 	opts.SocketPath = path
-	if opts.Identifier == "" {
-		opts.Identifier = "journal-test"
+	if opts.SyslogIdentifier == "" {
+		opts.SyslogIdentifier = "journal-test"
 	}
-	w, err := NewWriter(opts)
+	w, err := NewWriter(&opts)
 	if err != nil {
 		t.Fatal(err)
 	}

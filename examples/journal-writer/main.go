@@ -37,7 +37,7 @@ func main() {
 }
 
 func run() error {
-	w, err := journal.NewWriter(journal.WriterOptions{Identifier: identifier})
+	w, err := journal.NewWriter(&journal.WriterOptions{SyslogIdentifier: identifier})
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ func main() {
 	var dropped func() uint64
 	switch *via {
 	case "writer":
-		w, err := journal.NewWriter(journal.WriterOptions{Identifier: *ident, SendTimeout: *timeout})
+		w, err := journal.NewWriter(&journal.WriterOptions{SyslogIdentifier: *ident, SendTimeout: *timeout})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
