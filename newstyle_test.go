@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/newstyle-go/newstyle/internal/testutil"
 	"github.com/newstyle-go/newstyle/journaltest"
 )
 
@@ -68,28 +68,6 @@ func TestDetect(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the handlers' concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) lines() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := strings.TrimSuffix(b.b.String(), "\n")
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
-}
-
 // A journal that goes away mid-run: every record still arrives somewhere,
 // and each switch is reported once.
 func TestFailover(t *testing.T) {
@@ -99,7 +77,7 @@ func TestFailover(t *testing.T) {
 
 	srv := journaltest.NewServer(t)
 	path := srv.Path()
-	var out syncBuffer
+	var out testutil.Buffer
 	logger := NewLogger(&Options{Target: TargetJournal, SocketPath: path, Stdout: &out}).With("app", "shop")
 
 	logger.Info("one")
@@ -108,7 +86,7 @@ func TestFailover(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		logger.Warn("while down", "i", i)
 	}
-	lines := out.lines()
+	lines := out.Lines()
 	if len(lines) != 6 {
 		t.Fatalf("stdout has %d lines, want the switch reported once and 5 records:\n%s", len(lines), strings.Join(lines, "\n"))
 	}
@@ -134,7 +112,7 @@ func TestFailover(t *testing.T) {
 	if m, _ := got[1].Get("MESSAGE"); m != "back" {
 		t.Errorf("MESSAGE = %q, want back", m)
 	}
-	if n := len(out.lines()); n != 6 {
+	if n := len(out.Lines()); n != 6 {
 		t.Errorf("stdout got more lines after the journal came back: %d", n)
 	}
 }
@@ -143,7 +121,7 @@ func TestFailover(t *testing.T) {
 // declaring the journal down.
 func TestTooLargeGoesToStdout(t *testing.T) {
 	srv := journaltest.NewServer(t)
-	var out syncBuffer
+	var out testutil.Buffer
 	logger := NewLogger(&Options{Target: TargetJournal, SocketPath: srv.Path(), Stdout: &out})
 	args := make([]any, 0, 2100)
 	for i := 0; i < 1050; i++ {
@@ -151,7 +129,7 @@ func TestTooLargeGoesToStdout(t *testing.T) {
 	}
 	logger.Info("huge", args...)
 	logger.Info("small")
-	lines := out.lines()
+	lines := out.Lines()
 	if len(lines) != 1 || !strings.HasPrefix(lines[0], "<6>huge ") || !strings.Contains(lines[0], "k1049=1049") {
 		t.Fatalf("stdout = %q, want the one huge record", lines)
 	}
@@ -194,12 +172,12 @@ func TestReportsUseTheBaseLogger(t *testing.T) {
 	t.Cleanup(func() { retryInterval = old })
 	srv := journaltest.NewServer(t)
 	path := srv.Path()
-	var out syncBuffer
+	var out testutil.Buffer
 	logger := NewLogger(&Options{Target: TargetJournal, SocketPath: path, Stdout: &out}).
 		With("component", "billing").WithGroup("req")
 	srv.Close()
 	logger.Info("lost?", "id", 1)
-	lines := out.lines()
+	lines := out.Lines()
 	if len(lines) != 2 || strings.Contains(lines[0], "component") || !strings.Contains(lines[0], " error=") {
 		t.Fatalf("stdout = %q, want a plain report then the record", lines)
 	}

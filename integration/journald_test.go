@@ -24,11 +24,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/newstyle-go/newstyle/internal/testutil"
 	"github.com/newstyle-go/newstyle/journal"
 )
 
@@ -130,9 +130,9 @@ type journald struct {
 	namespace string // "" for the default one
 	socket    string // its native-protocol socket
 	cmd       *exec.Cmd
-	output    *syncBuffer   // its stdout and stderr
-	exited    chan struct{} // closed once it has exited and been reaped
-	waitErr   error         // how it exited; read after exited is closed
+	output    *testutil.Buffer // its stdout and stderr
+	exited    chan struct{}    // closed once it has exited and been reaped
+	waitErr   error            // how it exited; read after exited is closed
 }
 
 // socketPath returns the native-protocol socket of the journald of
@@ -155,7 +155,7 @@ func startJournald(namespace string) (*journald, error) {
 		namespace: namespace,
 		socket:    socketPath(namespace),
 		cmd:       exec.Command(journaldPath, args...),
-		output:    new(syncBuffer),
+		output:    new(testutil.Buffer),
 		exited:    make(chan struct{}),
 	}
 	// Its own messages go to its stderr, not to the host's kernel log.
@@ -296,25 +296,6 @@ func startNamespaceJournald(t *testing.T, name string) *journald {
 		}
 	})
 	return j
-}
-
-// syncBuffer is a bytes.Buffer that a process may write to while a test
-// reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // newWriter returns a journal.Writer closed when the test ends.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/newstyle-go/newstyle"
+	"github.com/newstyle-go/newstyle/internal/testutil"
 )
 
 // The slog loggers of the root package against the real journald: fields
@@ -627,7 +628,7 @@ func TestRuntimeFailover(t *testing.T) {
 			systemJournald = j
 		}
 	})
-	var stdout syncBuffer
+	var stdout testutil.Buffer
 	logger := newstyle.NewLogger(&newstyle.Options{
 		Target:           newstyle.TargetJournal,
 		SyslogIdentifier: ident,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/newstyle-go/newstyle"
+	"github.com/newstyle-go/newstyle/internal/testutil"
 )
 
 // TestRootLoggerSurvivesJournaldRestart has 8 goroutines log through one
@@ -50,7 +51,7 @@ func TestRootLoggerSurvivesJournaldRestart(t *testing.T) {
 			systemJournald = j
 		}
 	})
-	var stdout syncBuffer
+	var stdout testutil.Buffer
 	logger := newstyle.NewLogger(&newstyle.Options{
 		Target:           newstyle.TargetJournal,
 		SyslogIdentifier: ident,

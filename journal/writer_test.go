@@ -240,9 +240,10 @@ func TestInvalidEntrySendsNothing(t *testing.T) {
 	if err := w.Send("good", PriInfo); err != nil {
 		t.Fatal(err)
 	}
+	// The good entry is the sentinel: the socket keeps the order, so
+	// anything sent by mistake before it would come first.
 	got := srv.Wait(t, 1, 5*time.Second)
-	time.Sleep(50 * time.Millisecond) // room for anything sent by mistake to arrive
-	if got = srv.Received(); len(got) != 1 || got[0].Entry.Fields[0].Name != "MESSAGE" || string(got[0].Fields[0].Value) != "good" {
+	if len(got) != 1 || got[0].Entry.Fields[0].Name != "MESSAGE" || string(got[0].Fields[0].Value) != "good" {
 		t.Fatalf("received %+v, want only the good entry", got)
 	}
 }
@@ -349,6 +350,8 @@ func TestCloseWhileSending(t *testing.T) {
 	srv := journaltest.NewServer(t)
 	w := newTestWriter(t, srv.Path(), WriterOptions{})
 	var wg sync.WaitGroup
+	var sending sync.WaitGroup // each sender has sent once: Close meets sends under way
+	sending.Add(4)
 	for g := 0; g < 4; g++ {
 		wg.Add(1)
 		go func() {
@@ -357,10 +360,13 @@ func TestCloseWhileSending(t *testing.T) {
 				if err := w.Send("m", PriInfo); err != nil && !errors.Is(err, ErrClosed) {
 					t.Error(err)
 				}
+				if i == 0 {
+					sending.Done()
+				}
 			}
 		}()
 	}
-	time.Sleep(time.Millisecond)
+	sending.Wait()
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -397,8 +403,14 @@ func TestProbe(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(20 * time.Millisecond)
-	if n := len(srv.Received()); n != 0 {
-		t.Errorf("Probe sent %d entries", n)
+	// A sentinel, sent after the probes: the socket keeps the order, so
+	// anything a probe sent would come first.
+	if err := newTestWriter(t, srv.Path(), WriterOptions{}).Send("sentinel", PriInfo); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.Wait(t, 1, 5*time.Second); len(got) != 1 {
+		t.Errorf("Probe sent %d entries", len(got)-1)
+	} else if v, _ := got[0].Get("MESSAGE"); v != "sentinel" {
+		t.Errorf("Probe sent an entry: %v", got[0].Entry)
 	}
 }

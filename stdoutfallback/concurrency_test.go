@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/newstyle-go/newstyle/internal/testutil"
 )
 
 // writeRecorder keeps a copy of every Write call, and notes any two calls
@@ -66,14 +68,14 @@ func TestConcurrentHandle(t *testing.T) {
 	}
 	seen := make(map[string]bool)
 	for _, p := range w.writes {
-		l, err := parseLine(string(p))
+		l, err := testutil.ParseLine(string(p))
 		if err != nil {
 			t.Fatalf("Write of %.80q…: %v", p, err)
 		}
-		if seen[l.msg] {
-			t.Fatalf("record %q written twice", l.msg)
+		if seen[l.Msg] {
+			t.Fatalf("record %q written twice", l.Msg)
 		}
-		seen[l.msg] = true
+		seen[l.Msg] = true
 	}
 	for g := range goroutines {
 		for i := range records {

@@ -38,7 +38,7 @@ func FuzzOneLine(f *testing.F) {
 		}
 		line := buf.String()
 		checkLine(t, line, slog.Level(level))
-		got, err := unescape(line[3:len(line)-1], false)
+		got, err := testutil.Unescape(line[3:len(line)-1], false)
 		if err != nil {
 			t.Fatalf("line %q: message: %v", line, err)
 		}
@@ -68,11 +68,11 @@ func FuzzOneLine(f *testing.F) {
 		if !ok {
 			t.Fatalf("line %q does not start with the message's %q and a space", withAttr, line)
 		}
-		pairs, err := parsePairs(rest[:len(rest)-1])
+		pairs, err := testutil.ParsePairs(rest[:len(rest)-1])
 		if err != nil {
 			t.Fatalf("line %q: attribute: %v", withAttr, err)
 		}
-		if want := []pair{{wantKey, value}}; len(pairs) != 1 || pairs[0] != want[0] {
+		if want := []testutil.Pair{{Key: wantKey, Value: value}}; len(pairs) != 1 || pairs[0] != want[0] {
 			t.Fatalf("line %q: attributes %q, want %q", withAttr, pairs, want)
 		}
 	})
@@ -130,11 +130,11 @@ func FuzzPanickyValue(f *testing.F) {
 		if !ok {
 			t.Fatalf("line %q does not start with the message's %q", line, msgLine.String())
 		}
-		pairs, err := parsePairs(rest[:len(rest)-1])
+		pairs, err := testutil.ParsePairs(rest[:len(rest)-1])
 		if err != nil {
 			t.Fatalf("line %q: %v", line, err)
 		}
-		want := []pair{{key, tc.Want}, {key, tc.Want}, {"after", "kept"}}
+		want := []testutil.Pair{{Key: key, Value: tc.Want}, {Key: key, Value: tc.Want}, {Key: "after", Value: "kept"}}
 		if len(pairs) != len(want) || pairs[0] != want[0] || pairs[1] != want[1] || pairs[2] != want[2] {
 			t.Fatalf("line %q: attributes %q, want %q", line, pairs, want)
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/newstyle-go/newstyle/internal/buffer"
+	"github.com/newstyle-go/newstyle/internal/testutil"
 )
 
 // handleOne writes one record, made without time or source, through h and
@@ -125,8 +126,8 @@ func TestLineFormat(t *testing.T) {
 			if want := tt.want + "\n"; got != want {
 				t.Errorf("line\n got %s\nwant %s", got, want)
 			}
-			if _, err := parseLine(got); err != nil {
-				t.Errorf("parseLine(%q): %v", got, err)
+			if _, err := testutil.ParseLine(got); err != nil {
+				t.Errorf("testutil.ParseLine(%q): %v", got, err)
 			}
 		})
 	}
@@ -390,14 +391,14 @@ func TestTraceback(t *testing.T) {
 			if want := tt.want + "\n"; got != want {
 				t.Errorf("line\n got %s\nwant %s", got, want)
 			}
-			l, err := parseLine(got)
+			l, err := testutil.ParseLine(got)
 			if err != nil {
 				t.Fatalf("parseLine: %v", err)
 			}
 			if got, want := strings.Count(got, "\n"), 1; got != want {
 				t.Errorf("%d newlines, want %d", got, want)
 			}
-			if n := len(l.attrs); n == 0 {
+			if n := len(l.Attrs); n == 0 {
 				t.Fatal("no attributes parsed")
 			}
 		})
@@ -416,15 +417,15 @@ func TestStackLevel(t *testing.T) {
 	if lines[0] != "<4>below\n" {
 		t.Errorf("below StackLevel: %q, want no traceback", lines[0])
 	}
-	l, err := parseLine(lines[1])
+	l, err := testutil.ParseLine(lines[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.msg != "at" || len(l.attrs) != 1 || l.attrs[0].key != "traceback" {
+	if l.Msg != "at" || len(l.Attrs) != 1 || l.Attrs[0].Key != "traceback" {
 		t.Fatalf("parsed %+v, want message and traceback", l)
 	}
 	// The stack starts at the logging call, without slog's frames.
-	trace := l.attrs[0].value
+	trace := l.Attrs[0].Value
 	if !strings.HasPrefix(trace, "github.com/newstyle-go/newstyle/stdoutfallback.TestStackLevel(") ||
 		!strings.Contains(trace, "\n\t") || strings.Contains(trace, "log/slog.") {
 		t.Errorf("traceback %q: want this test's stack, without slog's frames", trace)

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"testing"
 	"testing/slogtest"
+
+	"github.com/newstyle-go/newstyle/internal/testutil"
 )
 
 // TestSlogtest runs the standard library's conformance tests, reading
@@ -17,11 +19,11 @@ func TestSlogtest(t *testing.T) {
 		buf = new(bytes.Buffer)
 		return NewHandler(buf, &HandlerOptions{TimeField: slog.TimeKey})
 	}, func(t *testing.T) map[string]any {
-		l, err := parseLine(buf.String())
+		l, err := testutil.ParseLine(buf.String())
 		if err != nil {
-			t.Fatalf("parseLine(%q): %v", buf.String(), err)
+			t.Fatalf("testutil.ParseLine(%q): %v", buf.String(), err)
 		}
-		m, err := l.toMap()
+		m, err := l.ToMap()
 		if err != nil {
 			t.Fatalf("line %q: %v", buf.String(), err)
 		}

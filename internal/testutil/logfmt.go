@@ -1,4 +1,4 @@
-package stdoutfallback
+package testutil
 
 import (
 	"errors"
@@ -9,24 +9,26 @@ import (
 	"unicode/utf8"
 )
 
-// This file reads lines back as a consumer would: a strict parser of the
-// format Handler documents, independent of the encoder.
+// This file reads stdoutfallback's lines back as a consumer would: a
+// strict parser of the format its Handler documents, independent of the
+// encoder.
 
-// parsedLine is one line, parsed.
-type parsedLine struct {
-	pri   int
-	msg   string
-	attrs []pair
+// ParsedLine is one line, parsed.
+type ParsedLine struct {
+	Pri   int
+	Msg   string
+	Attrs []Pair
 }
 
-type pair struct{ key, value string }
+// Pair is one key=value of a line, unquoted and unescaped.
+type Pair struct{ Key, Value string }
 
-// parseLine parses one line, its newline included. The message is not
+// ParseLine parses one line, its newline included. The message is not
 // delimited, so it is taken to end at the first space after which the
 // rest of the line parses as key=value pairs; without one, the message is
 // the whole line.
-func parseLine(s string) (parsedLine, error) {
-	var l parsedLine
+func ParseLine(s string) (ParsedLine, error) {
+	var l ParsedLine
 	body, ok := strings.CutSuffix(s, "\n")
 	if !ok {
 		return l, errors.New("no newline at the end")
@@ -37,34 +39,34 @@ func parseLine(s string) (parsedLine, error) {
 	if len(body) < 3 || body[0] != '<' || body[1] < '0' || body[1] > '7' || body[2] != '>' {
 		return l, fmt.Errorf("no <N> prefix in %q", body)
 	}
-	l.pri = int(body[1] - '0')
+	l.Pri = int(body[1] - '0')
 	rest := body[3:]
 	for i := 0; i < len(rest); i++ {
 		if rest[i] != ' ' {
 			continue
 		}
-		attrs, err := parsePairs(rest[i+1:])
+		attrs, err := ParsePairs(rest[i+1:])
 		if err != nil {
 			continue
 		}
-		msg, err := unescape(rest[:i], false)
+		msg, err := Unescape(rest[:i], false)
 		if err != nil {
 			return l, fmt.Errorf("message %q: %v", rest[:i], err)
 		}
-		l.msg, l.attrs = msg, attrs
+		l.Msg, l.Attrs = msg, attrs
 		return l, nil
 	}
-	msg, err := unescape(rest, false)
+	msg, err := Unescape(rest, false)
 	if err != nil {
 		return l, fmt.Errorf("message %q: %v", rest, err)
 	}
-	l.msg = msg
+	l.Msg = msg
 	return l, nil
 }
 
-// parsePairs parses "key=value" pairs separated by one space each.
-func parsePairs(s string) ([]pair, error) {
-	var pairs []pair
+// ParsePairs parses "key=value" pairs separated by one space each.
+func ParsePairs(s string) ([]Pair, error) {
+	var pairs []Pair
 	for {
 		key, rest, err := token(s, true)
 		if err != nil {
@@ -77,7 +79,7 @@ func parsePairs(s string) ([]pair, error) {
 		if err != nil {
 			return nil, fmt.Errorf("value of %q: %v", key, err)
 		}
-		pairs = append(pairs, pair{key, value})
+		pairs = append(pairs, Pair{key, value})
 		if rest == "" {
 			return pairs, nil
 		}
@@ -106,7 +108,7 @@ func token(s string, isKey bool) (tok, rest string, err error) {
 			return "", "", errors.New("unterminated quote")
 		}
 		lit := s[:end+1]
-		tok, err := unescape(lit[1:end], true)
+		tok, err := Unescape(lit[1:end], true)
 		if err != nil {
 			return "", "", err
 		}
@@ -137,10 +139,10 @@ func token(s string, isKey bool) (tok, rest string, err error) {
 	return tok, s[end:], nil
 }
 
-// unescape undoes the escapes of the message (quoted false) or of a
+// Unescape undoes the escapes of the message (quoted false) or of a
 // quoted key or value (quoted true), and checks that what is not escaped
 // is printable UTF-8 and, in quotes, not '"'.
-func unescape(s string, quoted bool) (string, error) {
+func Unescape(s string, quoted bool) (string, error) {
 	var b []byte
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -199,13 +201,13 @@ func unescape(s string, quoted bool) (string, error) {
 	return string(b), nil
 }
 
-// toMap turns a line into the map testing/slogtest checks: the priority
+// ToMap turns a line into the map testing/slogtest checks: the priority
 // under slog.LevelKey, the message under slog.MessageKey, and the
 // attributes nested by the groups of their dotted keys.
-func (l parsedLine) toMap() (map[string]any, error) {
-	m := map[string]any{"level": l.pri, "msg": l.msg}
-	for _, p := range l.attrs {
-		names := strings.Split(p.key, ".")
+func (l ParsedLine) ToMap() (map[string]any, error) {
+	m := map[string]any{"level": l.Pri, "msg": l.Msg}
+	for _, p := range l.Attrs {
+		names := strings.Split(p.Key, ".")
 		g := m
 		for _, name := range names[:len(names)-1] {
 			switch sub := g[name].(type) {
@@ -221,9 +223,9 @@ func (l parsedLine) toMap() (map[string]any, error) {
 		}
 		leaf := names[len(names)-1]
 		if _, dup := g[leaf]; dup {
-			return nil, fmt.Errorf("key %q twice", p.key)
+			return nil, fmt.Errorf("key %q twice", p.Key)
 		}
-		g[leaf] = p.value
+		g[leaf] = p.Value
 	}
 	return m, nil
 }
