@@ -1,8 +1,14 @@
 # make deps   install what the targets below need (Debian 12, as root)
-# make test   vet, unit tests, then the integration tier against a real
-#             systemd-journald in a private namespace, then the container
-#             tier: cmd/newstyle-demo under a real systemd booted with
-#             systemd-nspawn (root)
+# make test   every tier, in this order (each a target of its own):
+#   vet          go vet, with each tier's build tags, and the bench module
+#   unit         unit tests with -race
+#   alloc        the allocation counts, without -race
+#   unit-floor   the unit tests again with the oldest Go the module
+#                supports (go.mod's go line; fetched through the module proxy)
+#   integration  against a real systemd-journald in a private namespace
+#   bench-check  the benchmark module's own checks, in a private namespace
+#   container    cmd/newstyle-demo under a real systemd booted with
+#                systemd-nspawn (root)
 # make demo   run examples/journal-writer and examples/slog-tour against a
 #             private journald and show their entries as journalctl does;
 #             then cmd/newstyle-demo as a service in a throwaway systemd
@@ -20,36 +26,50 @@ GO ?= go
 export GO
 FUZZTIME ?= 20s
 export FUZZTIME
+# The oldest Go the module supports: go.mod says go 1.24.
+GO_FLOOR ?= go1.24.11
 
 PRIVATE_NS := scripts/private-ns.sh
 DEMO_BIN := bin/journal-writer
 # The SYSLOG_IDENTIFIER examples/journal-writer sends with.
 DEMO_IDENT := journal-writer-example
+# The tests that count allocations: meaningless under -race, where
+# sync.Pool drops items on purpose, so they run in a pass of their own.
+ALLOC_TESTS := Allocations$$
 
-.PHONY: deps test integration demo bench fuzz
+.PHONY: deps test vet unit alloc unit-floor integration bench-check container demo bench fuzz
 
 deps:
 	scripts/deps.sh
 
-test: deps
+test: deps vet unit alloc unit-floor integration bench-check container
+
+vet:
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./integration/...
-	$(GO) test -race -count=1 ./...
-	# Allocation counts are checked without -race, under which sync.Pool
-	# drops buffers on purpose.
-	$(GO) test -count=1 -run 'Alloc' ./...
-	$(PRIVATE_NS) $(GO) test -race -tags integration -count=1 ./integration/...
-	# The benchmark module's own checks: each client sends the workload
-	# it claims to, byte for byte.
-	cd bench && $(GO) vet ./...
-	$(PRIVATE_NS) sh -c 'cd bench && $(GO) test -count=1 -run . ./...'
-	# The container tier: one systemd container for the package.
 	$(GO) vet -tags container ./integration/container/
-	$(GO) test -tags container -count=1 -timeout 15m ./integration/container/
+	cd bench && $(GO) vet ./...
 
-# The integration tier alone.
+unit:
+	$(GO) test -race -count=1 -skip '$(ALLOC_TESTS)' ./...
+
+alloc:
+	$(GO) test -count=1 -run '$(ALLOC_TESTS)' ./...
+
+unit-floor:
+	GOTOOLCHAIN=$(GO_FLOOR) $(GO) test -count=1 ./...
+
 integration: deps
 	$(PRIVATE_NS) $(GO) test -race -tags integration -count=1 ./integration/...
+
+# Each client of the benchmarks sends the workload it claims to, byte for
+# byte.
+bench-check: deps
+	$(PRIVATE_NS) sh -c 'cd bench && $(GO) test -count=1 -run . ./...'
+
+# One systemd container for the package.
+container: deps
+	$(GO) test -tags container -count=1 -timeout 15m ./integration/container/
 
 # journalctl --sync returns once journald has stored every entry sent
 # before it, so the listing is complete.
