@@ -113,12 +113,15 @@ type HandlerOptions struct {
 // field twice, as the protocol allows. MESSAGE_ID and ERRNO are not
 // reserved: an attribute "message_id" sets the entry's MESSAGE_ID.
 //
-// Values take the text forms of slogcore: strings as they are, numbers in
-// decimal, durations as time.Duration.String ("1.5s"), times in RFC 3339
-// with nanoseconds, []byte as raw bytes, errors by Error(), TextMarshalers
-// by MarshalText, LogValuers resolved, anything else by fmt's %+v. Groups
-// are flattened into names; an empty group leaves nothing. Values are sent
-// byte for byte: newlines and all.
+// Values are written as text: strings as they are, numbers in decimal,
+// durations as time.Duration.String ("1.5s"), times in RFC 3339 with
+// nanoseconds, []byte as raw bytes, errors by Error(), TextMarshalers by
+// MarshalText, Stringers by String(), LogValuers resolved, anything else
+// by fmt's %+v. A method that panics does not lose the record: the value
+// is written "<nil>" for a nil pointer receiver and "!PANIC: <value>"
+// otherwise, as log/slog's handlers do. Groups are flattened into names;
+// an empty group leaves nothing. Values are sent byte for byte: newlines
+// and all. (stdoutfallback.Handler writes the same text, escaped.)
 //
 // Stack traces go to the traceback field, all of them in that one field
 // of the one entry, never into MESSAGE: the stack of any error attribute

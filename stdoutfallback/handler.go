@@ -101,12 +101,12 @@ type HandlerOptions struct {
 // is written for people and for journalctl's full-text filters; the
 // journal handler keeps the structure.
 //
-// Values take the text forms of slogcore: strings as they are, numbers in
-// decimal, durations as time.Duration.String ("1.5s"), times in RFC 3339
-// with nanoseconds, []byte as its bytes, errors by Error(), TextMarshalers
-// by MarshalText, LogValuers resolved, anything else by fmt's %+v; then
-// quoted and escaped as above. Groups are flattened into keys; an empty
-// group leaves nothing.
+// Values take the text forms of journal.Handler (strings as they are,
+// numbers in decimal, durations as time.Duration.String, times in RFC
+// 3339 with nanoseconds, errors by Error(), …; a method that panics
+// written "<nil>" or "!PANIC: <value>" as log/slog does), then quoted and
+// escaped as above. Groups are flattened into keys; an empty group leaves
+// nothing.
 //
 // Stack traces go under the traceback key (TracebackField), in the same
 // line, escaped like any value, never into the message: the stack of any
