@@ -196,7 +196,7 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 // Handle sends r as one entry.
 func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 	buf := buffer.Get(len(r.Message) + 1024)
-	b, fields := h.appendRecord(*buf, r)
+	b, fields, pri := h.appendRecord(*buf, r)
 	var err error
 	// Every field is at most the whole entry, so checking the entry
 	// against the smaller limit covers journald's limit per field too.
@@ -204,15 +204,16 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 		err = ErrTooLarge
 		h.w.stats.fail(err)
 	} else {
-		err = h.w.transmit(b)
+		err = h.w.transmit(b, pri)
 	}
 	*buf = b
 	buffer.Put(buf)
 	return err
 }
 
-// appendRecord appends r as one entry and says how many fields it has.
-func (h *Handler) appendRecord(b []byte, r slog.Record) ([]byte, int) {
+// appendRecord appends r as one entry and says how many fields it has
+// and its priority.
+func (h *Handler) appendRecord(b []byte, r slog.Record) ([]byte, int, Priority) {
 	rec := h.core.Begin(r, h.timeField != "")
 	defer rec.End()
 	fields := 1 // SYSLOG_IDENTIFIER
@@ -220,8 +221,10 @@ func (h *Handler) appendRecord(b []byte, r slog.Record) ([]byte, int) {
 		b = appendStringField(b, "MESSAGE", rec.Message)
 		fields++
 	}
+	pri := PriInfo
 	if rec.HasLevel {
-		b = append(b, priorityFields[slogcore.Priority(rec.Level)]...)
+		pri = LevelPriority(rec.Level)
+		b = append(b, priorityFields[pri]...)
 		fields++
 	}
 	b = append(b, h.ident...)
@@ -245,7 +248,7 @@ func (h *Handler) appendRecord(b []byte, r slog.Record) ([]byte, int) {
 		b = appendBytesField(b, h.traceback, rec.Traceback)
 		fields++
 	}
-	return b, fields
+	return b, fields, pri
 }
 
 // attrFormat writes attributes as journal fields.

@@ -2,17 +2,32 @@ package journal
 
 import (
 	"errors"
+	"math/bits"
 	"sync/atomic"
 )
 
 // Stats counts what a Writer did since it was made. Every Send adds to
 // exactly one of Entries and the error counts, so
 // Entries + Errors.Total() is the number of calls to Send.
+//
+// An asynchronous Writer (WriterOptions.Async) counts an entry when its
+// fate is known: Entries or Errors once the sender has sent it or given
+// up, Dropped when a full queue dropped it; entries still queued are in
+// none yet. Then Entries + Errors.Total() + Dropped + queued is the
+// number of calls to Send.
 type Stats struct {
 	Entries uint64      // entries journald's socket took
 	Bytes   uint64      // their size as encoded
-	Memfd   uint64      // of Entries, those passed as a memfd (or /dev/shm file)
+	Memfd   uint64      // datagrams passed as a memfd (or /dev/shm file)
 	Errors  ErrorCounts // entries not sent, by reason
+	Dropped uint64      // entries a full queue dropped (OnFull DropNewest)
+
+	// Datagrams is how many datagrams carried Entries, and Batches how
+	// many entries they carried: Batches[i] counts the datagrams of
+	// 2^i to 2^(i+1)-1 entries (the last, 128 or more), so batching can
+	// be seen working. A synchronous Writer sends one entry a datagram.
+	Datagrams uint64
+	Batches   [8]uint64
 }
 
 // ErrorCounts counts entries not sent, by the sentinel error Send returned.
@@ -35,8 +50,9 @@ func (c ErrorCounts) Total() uint64 {
 }
 
 type counters struct {
-	entries, bytes, memfd atomic.Uint64
-	errs                  [numKinds]atomic.Uint64
+	entries, bytes, memfd, dropped, datagrams atomic.Uint64
+	errs                                      [numKinds]atomic.Uint64
+	batches                                   [8]atomic.Uint64
 }
 
 // The error kinds, in the order of errorKinds.
@@ -61,10 +77,22 @@ var errorKinds = [numKinds - 1]error{
 func (c *counters) sent(n int, viaFile bool) {
 	c.entries.Add(1)
 	c.bytes.Add(uint64(n))
+	c.datagrams.Add(1)
+	c.batches[0].Add(1)
 	if viaFile {
 		c.memfd.Add(1)
 	}
 }
+
+// sentBatch counts a datagram of entries entries, size bytes.
+func (c *counters) sentBatch(size, entries int) {
+	c.entries.Add(uint64(entries))
+	c.bytes.Add(uint64(size))
+	c.datagrams.Add(1)
+	c.batches[min(bits.Len(uint(entries))-1, len(c.batches)-1)].Add(1)
+}
+
+func (c *counters) drop() { c.dropped.Add(1) }
 
 func (c *counters) fail(err error) {
 	k := kindOther
@@ -80,10 +108,12 @@ func (c *counters) fail(err error) {
 // Stats returns a snapshot of the Writer's counters.
 func (w *Writer) Stats() Stats {
 	c := &w.stats
-	return Stats{
-		Entries: c.entries.Load(),
-		Bytes:   c.bytes.Load(),
-		Memfd:   c.memfd.Load(),
+	st := Stats{
+		Entries:   c.entries.Load(),
+		Bytes:     c.bytes.Load(),
+		Memfd:     c.memfd.Load(),
+		Dropped:   c.dropped.Load(),
+		Datagrams: c.datagrams.Load(),
 		Errors: ErrorCounts{
 			InvalidField:    c.errs[kindInvalidField].Load(),
 			InvalidPriority: c.errs[kindInvalidPriority].Load(),
@@ -96,4 +126,8 @@ func (w *Writer) Stats() Stats {
 			Other:           c.errs[kindOther].Load(),
 		},
 	}
+	for i := range st.Batches {
+		st.Batches[i] = c.batches[i].Load()
+	}
+	return st
 }

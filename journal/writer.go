@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -38,6 +39,12 @@ type WriterOptions struct {
 	// does not carry that field itself (journalctl -t selects by it).
 	// Empty means ProgramName().
 	SyslogIdentifier string
+
+	// Async, when not nil (even &AsyncOptions{}), makes Send queue the
+	// entry and return, and a goroutine of the Writer's send queued
+	// entries several to a datagram (see AsyncOptions). nil keeps Send
+	// synchronous.
+	Async *AsyncOptions
 }
 
 // Writer sends entries to journald over the native protocol. It is safe for
@@ -94,6 +101,7 @@ type Writer struct {
 	limit   int // largest entry journald takes from this process
 	sock    *socket
 	release *release
+	async   *asyncQueue // nil for a synchronous Writer
 
 	// mu guards the socket against Close: Send holds it for reading
 	// across the system call, so the descriptor cannot be closed and
@@ -131,6 +139,9 @@ func NewWriter(opts *WriterOptions) (*Writer, error) {
 	}
 	w.sock = s
 	w.release = &release{s: s}
+	if opts.Async != nil {
+		w.async = newAsyncQueue(w, opts.Async)
+	}
 	// A Writer dropped without Close gives the socket back all the same.
 	runtime.AddCleanup(w, (*release).do, w.release)
 	return w, nil
@@ -170,14 +181,17 @@ func (w *Writer) Send(message string, priority Priority, fields ...Field) error 
 	}
 	buf := buffer.Get(size)
 	*buf = appendEntry(*buf, message, priority, ident, fields)
-	err = w.transmit(*buf)
+	err = w.transmit(*buf, priority)
 	buffer.Put(buf)
 	return err
 }
 
-// transmit hands one datagram's worth of entries to journald and counts
-// the outcome.
-func (w *Writer) transmit(data []byte) error {
+// transmit hands one entry of priority pri to journald, or to the queue
+// of an asynchronous Writer, and counts the outcome.
+func (w *Writer) transmit(data []byte, pri Priority) error {
+	if w.async != nil {
+		return w.async.enqueue(data, pri)
+	}
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
@@ -200,15 +214,35 @@ func (w *Writer) transmit(data []byte) error {
 // Stats.
 func (w *Writer) Probe() error { return w.sock.probe() }
 
+// Flush returns once every entry that Send queued before it is sent (or
+// given up), or when ctx is done. It returns the error of the last
+// datagram it waited for, if any. A synchronous Writer has nothing queued:
+// Flush returns nil at once.
+func (w *Writer) Flush(ctx context.Context) error {
+	if w.async == nil {
+		return nil
+	}
+	return w.async.flush(ctx)
+}
+
 // Close releases the Writer's socket: the process's socket for the path is
 // closed with the last Writer that uses it. Close waits for sends under
-// way (each for at most SendTimeout); later sends return ErrClosed.
-// Closing twice is not an error.
+// way (each for at most SendTimeout); later sends return ErrClosed. An
+// asynchronous Writer first sends what is queued, for at most SendTimeout
+// (DefaultSendTimeout when SendTimeout waits without bound); entries still
+// queued then are counted as timed out. Closing twice is not an error.
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return nil
+	}
+	if w.async != nil {
+		bound := w.timeout
+		if bound < 0 {
+			bound = DefaultSendTimeout
+		}
+		w.async.close(time.Now().Add(bound))
 	}
 	w.closed = true
 	w.release.do()
