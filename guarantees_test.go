@@ -2,6 +2,7 @@ package newstyle
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"os"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/newstyle-go/newstyle/internal/testutil"
+	"github.com/newstyle-go/newstyle/journal"
 	"github.com/newstyle-go/newstyle/journaltest"
 )
 
@@ -90,5 +92,38 @@ func TestRootHandlerPanickyValues(t *testing.T) {
 				t.Errorf("line %q: want the record with %q twice", line, tc.Want)
 			}
 		})
+	}
+}
+
+// Through an asynchronous Writer: records are batched, keep their own time
+// (TIME), and those journald did not take go to stdout.
+func TestRootAsync(t *testing.T) {
+	srv := journaltest.NewServer(t)
+	var out testutil.Buffer
+	h := NewHandler(&Options{Target: TargetJournal, SocketPath: srv.Path(), Stdout: &out, Async: &journal.AsyncOptions{}})
+	defer h.Close()
+	l := slog.New(h)
+	for i := 0; i < 1000; i++ {
+		l.Info("batched", "i", i)
+	}
+	if err := h.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := srv.Wait(t, 1000, 5*time.Second)
+	if v, _ := got[999].Get("TIME"); v == "" {
+		t.Errorf("entry without TIME: %v", got[999].Entry)
+	}
+	if st, _ := h.JournalStats(); st.Datagrams >= 500 {
+		t.Errorf("1000 records in %d datagrams", st.Datagrams)
+	}
+
+	srv.Close()
+	l.Warn("journald gone", "k", "v")
+	if err := h.Flush(context.Background()); err == nil {
+		t.Error("Flush with journald gone: no error")
+	}
+	lines := out.Lines()
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "<4>journald gone ") || !strings.Contains(lines[0], " K=v") {
+		t.Errorf("stdout: %q, want the undelivered record", lines)
 	}
 }

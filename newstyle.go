@@ -116,6 +116,16 @@ type Options struct {
 	// stdoutfallback.HandlerOptions.WriteTimeout); zero means
 	// stdoutfallback.DefaultWriteTimeout.
 	WriteTimeout time.Duration
+
+	// Async, when not nil, makes the journal Writer asynchronous (see
+	// journal.AsyncOptions): records are queued and sent many to a
+	// datagram. Entries journald did not take (it was gone) are written
+	// to stdout, as synchronous records are. Since every entry of a
+	// datagram gets the same journald timestamp, Async turns TimeField on
+	// as "TIME" unless it is set: a record's own time is then in its
+	// entry. Call Handler.Flush (package service does, on every way out)
+	// before the program exits.
+	Async *journal.AsyncOptions
 }
 
 // NewLogger returns a slog.Logger on NewHandler(opts).
@@ -126,6 +136,11 @@ func NewLogger(opts *Options) *slog.Logger { return slog.New(NewHandler(opts)) }
 func NewHandler(opts *Options) *Handler {
 	if opts == nil {
 		opts = &Options{}
+	}
+	if opts.Async != nil && opts.TimeField == "" {
+		o := *opts
+		o.TimeField = "TIME"
+		opts = &o
 	}
 	stdout := opts.Stdout
 	if stdout == nil {
@@ -141,11 +156,24 @@ func NewHandler(opts *Options) *Handler {
 		WriteTimeout:   opts.WriteTimeout,
 	})
 	h := &Handler{fallback: fallback, stdout: fallback, sw: &switcher{}}
-	w, err := journal.NewWriter(&journal.WriterOptions{
+	wopts := &journal.WriterOptions{
 		SocketPath:       opts.SocketPath,
 		SyslogIdentifier: opts.SyslogIdentifier,
 		SendTimeout:      opts.SendTimeout,
-	})
+	}
+	if opts.Async != nil {
+		a := *opts.Async
+		user := a.OnUndelivered
+		a.OnUndelivered = func(msg string, pri journal.Priority, fields []journal.Field, err error) {
+			h.sw.count()
+			undeliveredToStdout(fallback, msg, pri, fields)
+			if user != nil {
+				user(msg, pri, fields, err)
+			}
+		}
+		wopts.Async = &a
+	}
+	w, err := journal.NewWriter(wopts)
 	if err != nil {
 		h.detection = Detection{Target: TargetStdout, Reason: err.Error()}
 		return h
@@ -206,6 +234,16 @@ func (h *Handler) Close() error {
 	return h.writer.Close()
 }
 
+// Flush returns once every record queued for an asynchronous journal
+// Writer (Options.Async) before it is sent, or when ctx is done; at once
+// otherwise.
+func (h *Handler) Flush(ctx context.Context) error {
+	if h.writer == nil {
+		return nil
+	}
+	return h.writer.Flush(ctx)
+}
+
 // Dropped returns how many records stdout did not take within
 // Options.WriteTimeout (see stdoutfallback.Handler.Dropped); each was
 // reported on stdout.
@@ -257,4 +295,24 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		return h.fallback.Handle(ctx, r)
 	}
 	return h.sw.handle(ctx, h.journal, h.fallback, r)
+}
+
+// undeliveredToStdout writes an entry that journald did not take to
+// stdout as a record: its priority, message and fields (by their journal
+// names), the identifier left out.
+func undeliveredToStdout(h slog.Handler, msg string, pri journal.Priority, fields []journal.Field) {
+	r := slog.NewRecord(time.Time{}, priorityLevel[pri&7], msg, 0)
+	for _, f := range fields {
+		if f.Name != "SYSLOG_IDENTIFIER" {
+			r.AddAttrs(slog.String(f.Name, string(f.Value)))
+		}
+	}
+	_ = h.Handle(context.Background(), r)
+}
+
+// priorityLevel is the slog level of each priority, the inverse of
+// journal.LevelPriority.
+var priorityLevel = [8]slog.Level{
+	LevelEmergency, LevelAlert, LevelCritical, slog.LevelError,
+	slog.LevelWarn, LevelNotice, slog.LevelInfo, slog.LevelDebug,
 }
