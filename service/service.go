@@ -59,6 +59,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -98,7 +99,8 @@ type Options struct {
 	ShutdownTimeout time.Duration
 
 	// Reload, if set, is called on SIGHUP, between RELOADING=1 and
-	// READY=1. Its error is logged; the program goes on.
+	// READY=1. Its error is logged; the program goes on. A stop cancels
+	// its context, and no READY=1 follows then.
 	Reload func(ctx context.Context) error
 
 	// Health, if set, is asked before each watchdog ping: the ping is sent
@@ -296,23 +298,22 @@ func (s *Service) shutdown(sig os.Signal, cancel context.CancelFunc, done <-chan
 //     makes it return (Shutdown makes Serve return ErrServerClosed). The
 //     deadline is ShutdownTimeout after the signal.
 //   - When the function returns by itself (nil, an error, or a panic that
-//     Run recovered and logged), Run sends STOPPING=1 and cancels the
-//     context, then starts the hooks. The deadline is ShutdownTimeout
-//     after the function's return.
+//     Run recovered and logged), Run sends STOPPING=1, stops feeding the
+//     watchdog and cancels the context, then starts the hooks. The
+//     deadline is ShutdownTimeout after the function's return.
 //   - Not at all when the process ends on SIGABRT (systemd's watchdog) or
 //     on a panic in a goroutine guarded by Go or ExitOnPanic: it exits at
 //     once, as it would if systemd killed it.
 //
 // The hooks registered by then run concurrently, in no order; a hook
 // registered once shutdown has begun does not run. Run returns when the
-// function and all hooks have returned, or at the deadline: hooks still
-// running then are logged by name and left running, and Run returns
-// without them, with exit status 3 (1 or 2 if the function, returning by
-// itself, failed or panicked). A hook's error is logged, and makes the
-// exit status 1 if it was to be 0; a
-// panic in a hook is logged and exits the process with status 2, at
-// once. After STOPPING=1, systemd's watchdog no longer applies; its
-// TimeoutStopSec does, and should exceed ShutdownTimeout.
+// function and all hooks have returned, or at the deadline, without the
+// hooks still running: they are logged by name and left running, and the
+// exit status is 3 (1 or 2 if the function, returning by itself, failed
+// or panicked). A hook's error is logged, and makes the exit status 1 if
+// it was to be 0; a panic in a hook is logged and exits the process with
+// status 2, at once. After STOPPING=1, systemd's watchdog no longer
+// applies; its TimeoutStopSec does, and should exceed ShutdownTimeout.
 func (s *Service) OnStop(name string, fn func(ctx context.Context) error) {
 	s.mu.Lock()
 	s.stops = append(s.stops, stopHook{name, fn})
@@ -418,7 +419,14 @@ func (s *Service) reload(ctx context.Context) {
 	status := s.status
 	s.mu.Unlock()
 	if s.opts.Reload != nil {
-		if err := s.opts.Reload(ctx); err != nil {
+		err := s.opts.Reload(ctx)
+		if ctx.Err() != nil {
+			// A stop cut the reload short. READY=1 now would contradict
+			// the STOPPING=1 already sent.
+			s.logger.Info("service: reload cut short by the stop", "err", err)
+			return
+		}
+		if err != nil {
 			s.logger.Error("service: reload failed", "err", err)
 			// The program runs on as before; the status says so.
 			status = strings.TrimSpace(status + " (last reload failed: " + err.Error() + ")")
@@ -491,7 +499,7 @@ func (s *Service) logPanic(v any, trace []byte) {
 func panicTrace() []byte {
 	pcs := slogcore.Callers(0)
 	for i, pc := range pcs {
-		if frameFuncs(pc)[0] != "runtime.gopanic" {
+		if !slices.Contains(frameFuncs(pc), "runtime.gopanic") {
 			continue
 		}
 		rest := pcs[i+1:]
@@ -500,8 +508,8 @@ func panicTrace() []byte {
 		}
 		return slogcore.AppendStack(nil, rest)
 	}
-	// Not under a panic (recover was not called by a deferred function):
-	// the whole stack is still better than none.
+	// Cannot happen after a recover that returned a value; should a
+	// runtime change it, the recovery's frames beat an empty trace.
 	return slogcore.AppendStack(nil, pcs)
 }
 
@@ -547,32 +555,55 @@ func (s *Service) logAbort() {
 // itself; an empty fallback is then an error. When it was activated but
 // no socket has that name, the error says which names there are.
 func (s *Service) Listener(name, fallback string) (net.Listener, error) {
-	s.listenOnce.Do(func() {
-		s.listeners, s.listenErr = activation.ListenersWithNames()
-	})
+	s.takeListeners()
 	if s.listenErr != nil {
 		return nil, fmt.Errorf("service: socket activation: %w", s.listenErr)
 	}
 	if len(s.listeners) == 0 {
 		if fallback == "" {
-			return nil, fmt.Errorf("service: socket %q: %w, and no address to listen on", name, ErrNotActivated)
+			return nil, fmt.Errorf("%w, and no address to listen on for socket %q", ErrNotActivated, name)
 		}
 		return net.Listen("tcp", fallback)
 	}
-	ls := s.listeners[name]
-	if len(ls) == 0 || ls[0] == nil {
+	if !s.Activated(name) {
 		names := make([]string, 0, len(s.listeners))
 		for n := range s.listeners {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		return nil, fmt.Errorf("service: %w: %q (systemd passed %s)", ErrNoSuchSocket, name, strings.Join(names, ", "))
+		return nil, fmt.Errorf("%w: %q (systemd passed %s)", ErrNoSuchSocket, name, strings.Join(names, ", "))
 	}
-	return ls[0], nil
+	return s.listeners[name][0], nil
 }
 
-// Errors of Listener.
-var (
-	ErrNotActivated = errors.New("not socket-activated")
-	ErrNoSuchSocket = errors.New("service: no socket of that name")
-)
+// Activated reports whether systemd passed a listening socket under name
+// (socket activation): whether Listener(name, …) returns systemd's socket
+// rather than listening itself or failing. A program cannot tell from
+// LISTEN_FDNAMES itself: the first call of Activated or Listener takes
+// the sockets and unsets the variables, so that a child process does not
+// take them too.
+func (s *Service) Activated(name string) bool {
+	s.takeListeners()
+	ls := s.listeners[name]
+	return len(ls) > 0 && ls[0] != nil
+}
+
+// takeListeners takes the sockets systemd passed, once.
+func (s *Service) takeListeners() {
+	s.listenOnce.Do(func() {
+		s.listeners, s.listenErr = activation.ListenersWithNames()
+	})
+}
+
+// ErrNotActivated is returned, wrapped, by Listener when systemd passed
+// no sockets and no fallback address was given. Give a fallback address
+// for the program to run outside systemd too, or start it through its
+// .socket unit.
+var ErrNotActivated = errors.New("service: not socket-activated")
+
+// ErrNoSuchSocket is returned, wrapped, by Listener when systemd passed
+// sockets but none under the name asked for; the error lists the names
+// it passed. The fallback address is not tried, since the unit and the
+// program disagree: make the .socket unit's FileDescriptorName= and the
+// name given to Listener the same.
+var ErrNoSuchSocket = errors.New("service: no socket of that name")

@@ -4,17 +4,23 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/newstyle-go/newstyle"
 )
@@ -22,10 +28,18 @@ import (
 // notifySocket is a stand-in for systemd's NOTIFY_SOCKET: a datagram
 // socket in a temp dir that keeps what it receives.
 type notifySocket struct {
+	path string
 	conn *net.UnixConn
-	mu   sync.Mutex
-	msgs []string
+
+	mu        sync.Mutex
+	msgs      []string
+	sentinels int           // the test's own datagrams received (see settle)
+	changed   chan struct{} // closed, and replaced, at each datagram
 }
+
+// sentinel starts the datagrams the test sends itself, which are not the
+// program's notifications.
+const sentinel = "TEST_SENTINEL="
 
 func newNotifySocket(t *testing.T) *notifySocket {
 	t.Helper()
@@ -34,7 +48,7 @@ func newNotifySocket(t *testing.T) *notifySocket {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &notifySocket{conn: conn}
+	n := &notifySocket{path: path, conn: conn, changed: make(chan struct{})}
 	go func() {
 		buf := make([]byte, 4096)
 		for {
@@ -42,8 +56,15 @@ func newNotifySocket(t *testing.T) *notifySocket {
 			if err != nil {
 				return
 			}
+			m := string(buf[:k])
 			n.mu.Lock()
-			n.msgs = append(n.msgs, string(buf[:k]))
+			if strings.HasPrefix(m, sentinel) {
+				n.sentinels++
+			} else {
+				n.msgs = append(n.msgs, m)
+			}
+			close(n.changed)
+			n.changed = make(chan struct{})
 			n.mu.Unlock()
 		}
 	}()
@@ -58,20 +79,88 @@ func (n *notifySocket) messages() []string {
 	return append([]string(nil), n.msgs...)
 }
 
-// waitFor polls until a message with prefix has arrived.
+// await waits until done says the notifications so far are what the test
+// waits for, and returns them.
+func (n *notifySocket) await(t *testing.T, what string, done func(msgs []string, sentinels int) bool) []string {
+	t.Helper()
+	timeout := time.NewTimer(5 * time.Second)
+	defer timeout.Stop()
+	for {
+		n.mu.Lock()
+		msgs, sentinels, changed := append([]string(nil), n.msgs...), n.sentinels, n.changed
+		n.mu.Unlock()
+		if done(msgs, sentinels) {
+			return msgs
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			t.Fatalf("waited 5s for %s; got %q", what, msgs)
+		}
+	}
+}
+
+// waitFor waits until a notification starting with prefix has arrived,
+// and returns the first such.
 func (n *notifySocket) waitFor(t *testing.T, prefix string) string {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, m := range n.messages() {
-			if strings.HasPrefix(m, prefix) {
-				return m
-			}
+	msgs := n.await(t, fmt.Sprintf("a notification starting %q", prefix), func(msgs []string, _ int) bool {
+		return countPrefix(msgs, prefix) > 0
+	})
+	for _, m := range msgs {
+		if strings.HasPrefix(m, prefix) {
+			return m
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("no notification starting %q; got %q", prefix, n.messages())
-	return ""
+	panic("unreachable")
+}
+
+// settle returns every notification sent before settle was called. A
+// datagram is queued at the socket before the sender's write returns, so
+// the test's own, sent now and waited for, comes after all of them: no
+// guess of how long the reader may lag.
+func (n *notifySocket) settle(t *testing.T) []string {
+	t.Helper()
+	n.mu.Lock()
+	want := n.sentinels + 1
+	n.mu.Unlock()
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: n.path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(sentinel + strconv.Itoa(want))); err != nil {
+		t.Fatal(err)
+	}
+	return n.await(t, "the test's own datagram", func(_ []string, sentinels int) bool { return sentinels >= want })
+}
+
+// started waits until the program's function has said it is ready. Run
+// calls signal.Notify before it starts the function, so signals may be
+// sent from then on; before, one would kill the test binary.
+func (n *notifySocket) started(t *testing.T) {
+	t.Helper()
+	n.waitFor(t, "READY=1")
+}
+
+func countPrefix(msgs []string, prefix string) int {
+	k := 0
+	for _, m := range msgs {
+		if strings.HasPrefix(m, prefix) {
+			k++
+		}
+	}
+	return k
+}
+
+func count(msgs []string, want string) int {
+	k := 0
+	for _, m := range msgs {
+		if m == want {
+			k++
+		}
+	}
+	return k
 }
 
 // lockedBuffer collects the log lines of the stdout fallback.
@@ -121,6 +210,77 @@ func signalSelf(t *testing.T, sig syscall.Signal) {
 	}
 }
 
+// released returns a channel closed when the test ends, for what must
+// block past the point tested without outliving the test.
+func released(t *testing.T) chan struct{} {
+	c := make(chan struct{})
+	t.Cleanup(func() { close(c) })
+	return c
+}
+
+// rounds are the watchdog's rounds as the test reads them, each with
+// what probe said right after it.
+type rounds struct {
+	c        chan round
+	deadline <-chan time.Time
+	// Changes of health so far, which the log must report one each.
+	fed               bool
+	failed, recovered int
+}
+
+type round struct {
+	fed   bool
+	probe int32
+}
+
+// watchRounds records the watchdog's rounds from now until the test ends;
+// probe, if not nil, is read after each.
+func watchRounds(t *testing.T, probe func() int32) *rounds {
+	r := &rounds{c: make(chan round, 1000), deadline: time.After(10 * time.Second), fed: true}
+	report := func(fed bool) {
+		var p int32
+		if probe != nil {
+			p = probe()
+		}
+		select {
+		case r.c <- round{fed, p}:
+		default: // the test has what it wanted
+		}
+	}
+	watchdogRound.Store(&report)
+	t.Cleanup(func() { watchdogRound.Store(nil) })
+	return r
+}
+
+// next returns the next round; all the rounds waited for in a test must
+// come within 10 s.
+func (r *rounds) next(t *testing.T) round {
+	t.Helper()
+	select {
+	case x := <-r.c:
+		switch {
+		case r.fed && !x.fed:
+			r.failed++
+		case !r.fed && x.fed:
+			r.recovered++
+		}
+		r.fed = x.fed
+		return x
+	case <-r.deadline:
+		t.Fatal("the rounds waited for did not come in 10s")
+		return round{}
+	}
+}
+
+// checkLog checks that each change of health the test read was logged
+// once: no more, as systemd acts on it, not on each tick.
+func (r *rounds) checkLog(t *testing.T, log string) {
+	t.Helper()
+	if strings.Count(log, "health check failed") != r.failed || strings.Count(log, "health check passes again") != r.recovered {
+		t.Errorf("want %d failures and %d recoveries logged:\n%s", r.failed, r.recovered, log)
+	}
+}
+
 func TestReadyThenStopOnSIGTERM(t *testing.T) {
 	n := newNotifySocket(t)
 	var out lockedBuffer
@@ -131,9 +291,7 @@ func TestReadyThenStopOnSIGTERM(t *testing.T) {
 		<-ctx.Done()
 		return ctx.Err()
 	})
-	if m := n.waitFor(t, "READY=1"); m != "READY=1\nSTATUS=serving on :8080" {
-		t.Errorf("ready notification = %q", m)
-	}
+	n.started(t)
 	signalSelf(t, syscall.SIGTERM)
 	if c := wait(t, code); c != ExitOK {
 		t.Fatalf("exit status %d, want 0; log:\n%s", c, out.String())
@@ -141,15 +299,38 @@ func TestReadyThenStopOnSIGTERM(t *testing.T) {
 	if !stopped {
 		t.Error("the stop hook did not run")
 	}
-	msgs := n.messages()
-	if last := msgs[len(msgs)-1]; last != "STOPPING=1\nSTATUS=stopping" {
-		t.Errorf("last notification = %q, want STOPPING=1", last)
+	want := []string{"READY=1\nSTATUS=serving on :8080", "STOPPING=1\nSTATUS=stopping"}
+	if got := n.settle(t); !equal(got, want) {
+		t.Errorf("notifications %q, want %q", got, want)
 	}
 	if !strings.Contains(out.String(), "<6>service: stopping signal=terminated") {
 		t.Errorf("log lacks the stop:\n%s", out.String())
 	}
 }
 
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func monotonicUsec(t *testing.T) int64 {
+	t.Helper()
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		t.Fatal(err)
+	}
+	return ts.Nano() / 1000
+}
+
+// The reload's notifications, byte for byte: one assignment a line, no
+// empty line, MONOTONIC_USEC= the time of the reload.
 func TestReloadOnSIGHUP(t *testing.T) {
 	n := newNotifySocket(t)
 	var out lockedBuffer
@@ -161,76 +342,181 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		<-ctx.Done()
 		return nil
 	})
-	n.waitFor(t, "READY=1")
+	n.started(t)
+	before := monotonicUsec(t)
 	signalSelf(t, syscall.SIGHUP)
 	select {
 	case <-reloaded:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Reload was not called")
 	}
-	m := n.waitFor(t, "RELOADING=1")
-	if !strings.Contains(m, "\nMONOTONIC_USEC=") {
-		t.Errorf("reloading notification %q lacks MONOTONIC_USEC", m)
-	}
 	n.waitFor(t, "READY=1\nSTATUS=reloaded") // no status was set before
+	after := monotonicUsec(t)
+	msgs := n.settle(t)
+	if len(msgs) != 3 || msgs[0] != "READY=1" || msgs[2] != "READY=1\nSTATUS=reloaded" {
+		t.Fatalf("notifications %q, want READY=1, RELOADING=1…, READY=1\\nSTATUS=reloaded", msgs)
+	}
+	m := regexp.MustCompile(`\ARELOADING=1\nMONOTONIC_USEC=([0-9]+)\nSTATUS=reloading\z`).FindStringSubmatch(msgs[1])
+	if m == nil {
+		t.Fatalf("reloading notification %q", msgs[1])
+	}
+	if usec, _ := strconv.ParseInt(m[1], 10, 64); usec < before || usec > after {
+		t.Errorf("MONOTONIC_USEC=%d, not within the reload (%d to %d)", usec, before, after)
+	}
 	signalSelf(t, syscall.SIGTERM)
 	if c := wait(t, code); c != ExitOK {
 		t.Fatalf("exit status %d", c)
 	}
 }
 
+func TestReloadingState(t *testing.T) {
+	for in, want := range map[string]string{
+		"MONOTONIC_USEC=42\n": "RELOADING=1\nMONOTONIC_USEC=42\nSTATUS=reloading", // go-systemd's form
+		"MONOTONIC_USEC=42":   "RELOADING=1\nMONOTONIC_USEC=42\nSTATUS=reloading",
+		"":                    "RELOADING=1\nSTATUS=reloading", // no monotonic clock
+	} {
+		if got := reloadingState(in); got != want {
+			t.Errorf("reloadingState(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A healthy program feeds the watchdog at each round; one whose check
+// hangs (until its context ends, as it should) does not, and says so
+// once.
 func TestWatchdogFollowsHealth(t *testing.T) {
 	n := newNotifySocket(t)
-	t.Setenv("WATCHDOG_USEC", "100000") // pings every 50 ms
+	t.Setenv("WATCHDOG_USEC", "100000") // a round every 50 ms
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
 	var out lockedBuffer
 	opts := testOptions(&out)
-	var mu sync.Mutex
-	hang := false
+	var hang atomic.Bool
+	var hung atomic.Int32 // checks that hung
 	opts.Health = func(ctx context.Context) error {
-		mu.Lock()
-		h := hang
-		mu.Unlock()
-		if h {
-			<-ctx.Done() // a hung check
+		if hang.Load() {
+			hung.Add(1)
+			<-ctx.Done()
 			return ctx.Err()
 		}
 		return nil
 	}
+	rounds := watchRounds(t, hung.Load)
 	code := runAsync(opts, func(ctx context.Context, svc *Service) error {
+		svc.Ready("")
 		<-ctx.Done()
 		return nil
 	})
-	count := func() int {
-		k := 0
-		for _, m := range n.messages() {
-			if m == "WATCHDOG=1" {
-				k++
-			}
+	n.started(t)
+
+	for fed := 0; fed < 4; {
+		if rounds.next(t).fed {
+			fed++
 		}
-		return k
 	}
-	time.Sleep(400 * time.Millisecond)
-	if k := count(); k < 4 {
-		t.Fatalf("%d watchdog pings in 400 ms of a healthy program, want about 8", k)
+	if k := count(n.settle(t), "WATCHDOG=1"); k < 4 {
+		t.Fatalf("%d pings after 4 rounds that fed the watchdog", k)
 	}
-	mu.Lock()
-	hang = true
-	mu.Unlock()
-	time.Sleep(150 * time.Millisecond) // a ping under way may still land
-	before := count()
-	time.Sleep(400 * time.Millisecond)
-	if k := count(); k != before {
-		t.Errorf("%d pings while the health check hangs, want none", k-before)
+
+	hang.Store(true)
+	// Checks run one at a time, so every round reported once one check
+	// has hung saw a hanging check, or none.
+	r := rounds.next(t)
+	for r.probe == 0 {
+		r = rounds.next(t)
 	}
-	if !strings.Contains(out.String(), "health check failed") {
-		t.Errorf("the failing check was not logged:\n%s", out.String())
+	pings := count(n.settle(t), "WATCHDOG=1")
+	for i := 0; i < 4; i++ {
+		if r.fed {
+			t.Fatal("a round fed the watchdog while the check hangs")
+		}
+		r = rounds.next(t)
+	}
+	if k := count(n.settle(t), "WATCHDOG=1"); k != pings {
+		t.Errorf("%d pings while the health check hangs, want none", k-pings)
 	}
 	signalSelf(t, syscall.SIGTERM)
-	wait(t, code)
+	if c := wait(t, code); c != ExitOK {
+		t.Errorf("exit status %d", c)
+	}
+	// The rounds after the last read fed nothing: no change is missed.
+	rounds.checkLog(t, out.String())
+}
+
+// A Health check that ignores its context is not started again, and
+// again, beside itself at every tick: one goroutine waits for it, not
+// one per tick. The watchdog goes hungry meanwhile, is fed again once the
+// check returns and a fresh one passes, and a hung check does not hold
+// up shutdown.
+func TestHealthCheckIgnoringItsContext(t *testing.T) {
+	n := newNotifySocket(t)
+	t.Setenv("WATCHDOG_USEC", "20000") // a round every 10 ms
+	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
+	var out lockedBuffer
+	opts := testOptions(&out)
+	first, again := make(chan struct{}), released(t)
+	var calls atomic.Int32
+	var hangAgain atomic.Bool
+	opts.Health = func(context.Context) error {
+		if calls.Add(1) == 1 {
+			<-first
+		} else if hangAgain.Load() {
+			<-again
+		}
+		return nil
+	}
+	rounds := watchRounds(t, nil)
+	next := func() bool { t.Helper(); return rounds.next(t).fed }
+	code := runAsync(opts, func(ctx context.Context, svc *Service) error {
+		svc.Ready("")
+		<-ctx.Done()
+		return nil
+	})
+	n.started(t)
+
+	for i := 0; i < 5; i++ {
+		if next() {
+			t.Fatal("a round fed the watchdog while the check hangs")
+		}
+	}
+	goroutines := runtime.NumGoroutine()
+	for i := 0; i < 50; i++ {
+		if next() {
+			t.Fatal("a round fed the watchdog while the check hangs")
+		}
+	}
+	if k := calls.Load(); k != 1 {
+		t.Errorf("%d checks started in 55 rounds while the first hangs, want 1", k)
+	}
+	if g := runtime.NumGoroutine(); g > goroutines+2 {
+		t.Errorf("%d goroutines after 50 more rounds, %d before: the hung checks pile up", g, goroutines)
+	}
+	if k := count(n.settle(t), "WATCHDOG=1"); k != 0 {
+		t.Errorf("%d pings while the check hangs", k)
+	}
+
+	close(first)
+	for !next() {
+	}
+	hangAgain.Store(true)
+	for next() {
+	}
+	start := time.Now()
+	signalSelf(t, syscall.SIGTERM)
+	if c := wait(t, code); c != ExitOK {
+		t.Errorf("exit status %d", c)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("stopping took %v with a hung check", took)
+	}
+	// The rounds after the last read fed nothing: no change is missed.
+	rounds.checkLog(t, out.String())
+	if rounds.failed != 2 || rounds.recovered != 1 {
+		t.Errorf("%d failures and %d recoveries, want 2 and 1", rounds.failed, rounds.recovered)
+	}
 }
 
 func TestExitStatuses(t *testing.T) {
+	hold := released(t)
 	tests := []struct {
 		name    string
 		fn      func(ctx context.Context, svc *Service) error
@@ -241,9 +527,9 @@ func TestExitStatuses(t *testing.T) {
 		{"returns an error", func(context.Context, *Service) error { return errors.New("config missing") },
 			ExitError, "<3>service: the program ended with an error err=\"config missing\""},
 		{"panics", func(context.Context, *Service) error { panic("boom") },
-			ExitPanic, "<2>service: panic: boom panic=boom traceback=\"goroutine "},
+			ExitPanic, `<2>service: panic: boom panic=boom traceback="github.com/newstyle-go/newstyle/service.TestExitStatuses.func`},
 		{"stop hook past the deadline", func(ctx context.Context, svc *Service) error {
-			svc.OnStop("flush", func(ctx context.Context) error { time.Sleep(time.Hour); return nil })
+			svc.OnStop("flush", func(ctx context.Context) error { <-hold; return nil })
 			svc.OnStop("quick", func(context.Context) error { return nil })
 			return nil
 		}, ExitDeadline, "stop hooks still running hooks=flush"},
@@ -268,17 +554,20 @@ func TestExitStatuses(t *testing.T) {
 }
 
 func TestExitOnPanicInGoroutine(t *testing.T) {
-	newNotifySocket(t)
+	n := newNotifySocket(t)
 	exited := make(chan int, 1)
+	hold := released(t)
 	orig := osExit
-	osExit = func(code int) { exited <- code; select {} } // the goroutine must not go on
+	osExit = func(code int) { exited <- code; <-hold } // the goroutine must not go on
 	t.Cleanup(func() { osExit = orig })
 	var out lockedBuffer
 	code := runAsync(testOptions(&out), func(ctx context.Context, svc *Service) error {
+		svc.Ready("")
 		svc.Go("worker", func() error { panic(errors.New("nil map")) })
 		<-ctx.Done()
 		return nil
 	})
+	n.started(t)
 	select {
 	case c := <-exited:
 		if c != ExitPanic {
@@ -287,25 +576,123 @@ func TestExitOnPanicInGoroutine(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a panic in Go did not end the process")
 	}
-	if s := out.String(); !strings.HasPrefix(s, "<2>service: panic: nil map") || !strings.Contains(s, "TestExitOnPanicInGoroutine") {
-		t.Errorf("log = %q, want a CRIT line with the goroutine's stack", s)
+	log := out.String()
+	if !strings.HasPrefix(log, "<2>service: panic: nil map") || strings.Count(log, "\n") != 1 {
+		t.Errorf("log = %q, want one CRIT line", log)
 	}
+	checkTrace(t, log, "github.com/newstyle-go/newstyle/service.TestExitOnPanicInGoroutine.func")
 	signalSelf(t, syscall.SIGTERM)
 	wait(t, code)
 }
 
-func TestShutdownWaitsForTheFunction(t *testing.T) {
+// traceback returns the traceback field of a line of the stdout fallback.
+func traceback(t *testing.T, line string) string {
+	t.Helper()
+	i := strings.Index(line, "traceback=")
+	if i < 0 {
+		t.Fatalf("no traceback: %q", line)
+	}
+	trace, err := strconv.Unquote(strings.TrimSuffix(line[i+len("traceback="):], "\n"))
+	if err != nil {
+		t.Fatalf("traceback of %q: %v", line, err)
+	}
+	return trace
+}
+
+// checkTrace checks that the traceback in line reads as every TRACEBACK
+// of the module (slogcore.AppendStack's: a function, then its file and
+// line, tab-indented, and so on) and starts at a function whose name
+// starts with first: where the panic happened, not in its recovery.
+func checkTrace(t *testing.T, line, first string) {
+	t.Helper()
+	trace := traceback(t, line)
+	lines := strings.Split(strings.TrimSuffix(trace, "\n"), "\n")
+	if !strings.HasSuffix(trace, "\n") || len(lines)%2 != 0 {
+		t.Fatalf("traceback is not function and file:line lines, in pairs:\n%s", trace)
+	}
+	fileLine := regexp.MustCompile(`\A\t\S+\.(go|s):[0-9]+\z`)
+	for i := 0; i < len(lines); i += 2 {
+		if !strings.HasSuffix(lines[i], "(...)") || strings.HasPrefix(lines[i], "\t") || !fileLine.MatchString(lines[i+1]) {
+			t.Fatalf("lines %d and %d are no frame (func(...), then \\tfile:line):\n%s", i+1, i+2, trace)
+		}
+	}
+	if !strings.HasPrefix(lines[0], first) {
+		t.Errorf("traceback starts at %s, want %s…:\n%s", lines[0], first, trace)
+	}
+	for _, recovery := range []string{"runtime.gopanic(", "service.(*Service).ExitOnPanic(", "service.panicTrace(",
+		"service.(*Service).logPanic(", "service.(*Service).run.func2.1(", "runtime.Callers(", "slogcore.Callers("} {
+		if strings.Contains(trace, "\n"+recovery) || strings.Contains(trace, "/"+recovery) {
+			t.Errorf("traceback holds the recovery's frames (%s):\n%s", recovery, trace)
+		}
+	}
+}
+
+func TestPanicTraceStartsAtThePanic(t *testing.T) {
 	newNotifySocket(t)
+	var out lockedBuffer
+	if c := Run(testOptions(&out), func(context.Context, *Service) error { panicHere(); return nil }); c != ExitPanic {
+		t.Fatalf("exit status %d", c)
+	}
+	checkTrace(t, out.String(), "github.com/newstyle-go/newstyle/service.panicHere(...)")
+	if trace := traceback(t, out.String()); !strings.Contains(trace, "\ngithub.com/newstyle-go/newstyle/service.TestPanicTraceStartsAtThePanic.func1(...)\n\t") {
+		t.Errorf("the panicking function's caller is not next:\n%s", trace)
+	}
+}
+
+// A run-time panic is raised in the runtime (runtime.mapassign, sigpanic
+// and so on), but it is the program's function that caused it.
+func TestPanicTraceOfRuntimeError(t *testing.T) {
+	for _, tt := range []struct {
+		fn   func()
+		name string
+	}{
+		{panicHere, "panicHere"},
+		{nilMapHere, "nilMapHere"},
+		{nilPointerHere, "nilPointerHere"},
+		{indexHere, "indexHere"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out lockedBuffer
+			exited := false
+			svc := &Service{logger: newstyle.NewLogger(&newstyle.Options{Target: newstyle.TargetStdout, Stdout: &out}),
+				exit: func(int) { exited = true }}
+			func() {
+				defer svc.ExitOnPanic()
+				tt.fn()
+			}()
+			if !exited || !strings.HasPrefix(out.String(), "<2>service: panic: ") {
+				t.Fatalf("exited %v, log %q", exited, out.String())
+			}
+			checkTrace(t, out.String(), "github.com/newstyle-go/newstyle/service."+tt.name+"(...)")
+		})
+	}
+}
+
+func panicHere() { panic("here") }
+
+var (
+	nilMap     map[string]int
+	nilPtr     *int
+	outOfRange = 3
+)
+
+func nilMapHere()     { nilMap["x"] = 1 }
+func nilPointerHere() { *nilPtr = 1 }
+func indexHere()      { _ = []int{}[outOfRange] }
+
+func TestShutdownWaitsForTheFunction(t *testing.T) {
+	n := newNotifySocket(t)
 	var out lockedBuffer
 	opts := testOptions(&out)
 	opts.ShutdownTimeout = 200 * time.Millisecond
+	hold := released(t)
 	code := runAsync(opts, func(ctx context.Context, svc *Service) error {
 		svc.Ready("")
 		<-ctx.Done()
-		time.Sleep(time.Hour) // ignores the stop
+		<-hold // ignores the stop
 		return nil
 	})
-	time.Sleep(50 * time.Millisecond)
+	n.started(t)
 	start := time.Now()
 	signalSelf(t, syscall.SIGTERM)
 	if c := wait(t, code); c != ExitDeadline {
@@ -319,16 +706,32 @@ func TestShutdownWaitsForTheFunction(t *testing.T) {
 	}
 }
 
+func TestListenerErrors(t *testing.T) {
+	if got, want := ErrNotActivated.Error(), "service: not socket-activated"; got != want {
+		t.Errorf("ErrNotActivated = %q, want %q", got, want)
+	}
+	if got, want := ErrNoSuchSocket.Error(), "service: no socket of that name"; got != want {
+		t.Errorf("ErrNoSuchSocket = %q, want %q", got, want)
+	}
+}
+
 func TestListenerWithoutActivation(t *testing.T) {
 	t.Setenv("LISTEN_FDS", "")
 	svc := &Service{}
+	if svc.Activated("http") {
+		t.Error("Activated without LISTEN_FDS")
+	}
 	ln, err := svc.Listener("http", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ln.Close()
-	if _, err := (&Service{}).Listener("http", ""); !errors.Is(err, ErrNotActivated) {
+	_, err = (&Service{}).Listener("http", "")
+	if !errors.Is(err, ErrNotActivated) {
 		t.Errorf("Listener without fallback = %v, want ErrNotActivated", err)
+	}
+	if want := `service: not socket-activated, and no address to listen on for socket "http"`; err == nil || err.Error() != want {
+		t.Errorf("Listener without fallback = %v, want %q", err, want)
 	}
 }
 
@@ -339,12 +742,20 @@ func TestListenerActivated(t *testing.T) {
 	if os.Getenv("SERVICE_TEST_ACTIVATED") == "1" {
 		os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid())) // systemd knows the pid; a parent here cannot
 		svc := &Service{}
+		// Asked before Listener, which must still hand the socket out.
+		if !svc.Activated("http") || svc.Activated("admin") {
+			t.Fatalf("Activated(http) = %v, Activated(admin) = %v; want true, false", svc.Activated("http"), svc.Activated("admin"))
+		}
+		if v, ok := os.LookupEnv("LISTEN_FDNAMES"); ok {
+			t.Errorf("LISTEN_FDNAMES=%q is still set: a child would take the sockets too", v)
+		}
 		ln, err := svc.Listener("http", "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := svc.Listener("admin", ""); !errors.Is(err, ErrNoSuchSocket) || !strings.Contains(err.Error(), "systemd passed http") {
-			t.Fatalf("Listener(admin) = %v", err)
+		_, err = svc.Listener("admin", "127.0.0.1:0")
+		if want := `service: no socket of that name: "admin" (systemd passed http)`; !errors.Is(err, ErrNoSuchSocket) || err.Error() != want {
+			t.Fatalf("Listener(admin) = %v, want %q", err, want)
 		}
 		c, err := ln.Accept()
 		if err != nil {
@@ -424,20 +835,17 @@ func TestReloadKeepsStatusAndYieldsToStop(t *testing.T) {
 		<-ctx.Done()
 		return nil
 	})
-	n.waitFor(t, "READY=1")
+	n.started(t)
 	signalSelf(t, syscall.SIGHUP)
-	deadline := time.Now().Add(5 * time.Second)
-	for k := 0; k < 2 && time.Now().Before(deadline); {
-		k = 0
-		for _, m := range n.messages() {
-			if m == "READY=1\nSTATUS=serving on :8080" {
-				k++
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
+	n.await(t, "READY=1 after the reload", func(msgs []string, _ int) bool {
+		return count(msgs, "READY=1\nSTATUS=serving on :8080") == 2
+	})
+	signalSelf(t, syscall.SIGHUP)
+	select {
+	case <-inReload:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second reload did not start")
 	}
-	signalSelf(t, syscall.SIGHUP)
-	<-inReload
 	start := time.Now()
 	signalSelf(t, syscall.SIGTERM)
 	if c := wait(t, code); c != ExitOK {
@@ -447,35 +855,15 @@ func TestReloadKeepsStatusAndYieldsToStop(t *testing.T) {
 		t.Errorf("stop during a hung reload took %v", took)
 	}
 	var ready []string
-	for _, m := range n.messages() {
+	for _, m := range n.settle(t) {
 		if strings.HasPrefix(m, "READY=1") {
 			ready = append(ready, m)
 		}
 	}
-	if len(ready) < 2 || ready[1] != "READY=1\nSTATUS=serving on :8080" {
-		t.Errorf("READY notifications %q: the reload lost the status", ready)
+	if len(ready) != 2 || ready[1] != "READY=1\nSTATUS=serving on :8080" {
+		t.Errorf("READY notifications %q: the reload lost the status, or the cancelled one said READY", ready)
 	}
 }
-
-func TestPanicTraceStartsAtThePanic(t *testing.T) {
-	newNotifySocket(t)
-	var out lockedBuffer
-	Run(testOptions(&out), func(context.Context, *Service) error { panicHere(); return nil })
-	line := out.String()
-	i := strings.Index(line, `traceback="`)
-	if i < 0 {
-		t.Fatalf("no traceback: %q", line)
-	}
-	trace := line[i:]
-	if !strings.HasPrefix(trace, `traceback="goroutine `) || strings.Contains(trace, "debug.Stack") || strings.Contains(trace, "ExitOnPanic") {
-		t.Errorf("traceback holds the recovery's frames: %s", trace)
-	}
-	if !strings.Contains(trace, `[running]:\ngithub.com/newstyle-go/newstyle/service.panicHere(`) {
-		t.Errorf("traceback does not start at the panicking function: %s", trace)
-	}
-}
-
-func panicHere() { panic("here") }
 
 func TestExitOnPanicLetsAbortHandlerThrough(t *testing.T) {
 	var out lockedBuffer
@@ -498,23 +886,22 @@ func TestExitOnPanicLetsAbortHandlerThrough(t *testing.T) {
 }
 
 // SIGABRT, systemd's watchdog signal, logs every goroutine's stack in one
-// record and exits 2.
+// record, in the runtime's format, and exits 2.
 func TestAbortLogsAllStacks(t *testing.T) {
-	newNotifySocket(t)
+	n := newNotifySocket(t)
 	exited := make(chan int, 1)
 	orig := osExit
 	osExit = func(code int) { exited <- code }
 	t.Cleanup(func() { osExit = orig })
 	var out lockedBuffer
-	stuck := make(chan struct{})
-	defer close(stuck)
+	stuck := released(t)
 	code := runAsync(testOptions(&out), func(ctx context.Context, svc *Service) error {
 		go stuckHere(stuck)
 		svc.Ready("")
 		<-ctx.Done()
 		return nil
 	})
-	time.Sleep(50 * time.Millisecond)
+	n.started(t)
 	signalSelf(t, syscall.SIGABRT)
 	if c := wait(t, code); c != ExitPanic {
 		t.Fatalf("exit status %d, want %d", c, ExitPanic)
@@ -526,8 +913,12 @@ func TestAbortLogsAllStacks(t *testing.T) {
 	if strings.Count(line, "\n") != 1 || !strings.HasPrefix(line, "<2>service: aborted") {
 		t.Fatalf("log = %q, want one CRIT line", line)
 	}
-	if !strings.Contains(line, "service.stuckHere(") {
-		t.Errorf("the dump lacks the stuck goroutine: %s", line)
+	trace := traceback(t, line)
+	if !strings.Contains(trace, "service.stuckHere(") {
+		t.Errorf("the dump lacks the stuck goroutine: %s", trace)
+	}
+	if !strings.HasPrefix(trace, "goroutine ") || !strings.Contains(trace, "\n\ngoroutine ") {
+		t.Errorf("the dump is not in the runtime's format, goroutine by goroutine: %s", trace)
 	}
 }
 
