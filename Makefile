@@ -15,6 +15,8 @@
 #             container: requests, an error, a panic and the restart, as
 #             journalctl -o json-pretty shows them (scripts/demo-container.sh)
 # make bench  the benchmarks of the bench module, in a private namespace
+# make bench-e2e  entries/s a real journald stores from each client, and
+#             the client's CPU per entry (bench/e2e)
 # make fuzz   every Fuzz target of the module,
 #             FUZZTIME (20s) each
 #
@@ -37,7 +39,7 @@ DEMO_IDENT := journal-writer-example
 # sync.Pool drops items on purpose, so they run in a pass of their own.
 ALLOC_TESTS := Allocations$$
 
-.PHONY: deps test vet unit alloc unit-floor integration bench-check container demo bench fuzz
+.PHONY: deps test vet unit alloc unit-floor integration bench-check container demo bench bench-e2e fuzz
 
 deps:
 	scripts/deps.sh
@@ -86,6 +88,12 @@ demo: deps
 
 bench: deps
 	$(PRIVATE_NS) sh -c 'cd bench && $(GO) test -run XXX -bench . -benchmem -count 6'
+
+# End to end against a real journald (started anew for every measurement):
+# 200,000 entries, 1 and 4 goroutines, each client; writes bench/e2e.md
+# and the chart bench/e2e.svg that README.md shows.
+bench-e2e: deps
+	$(PRIVATE_NS) sh -c 'cd bench && $(GO) run ./e2e -entries 200000 -rounds 3 -svg e2e.svg -md e2e.md'
 
 fuzz:
 	scripts/fuzz.sh
