@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/newstyle-go/newstyle"
+	"github.com/newstyle-go/newstyle/internal/testutil"
 	"github.com/newstyle-go/newstyle/journal"
 )
 
@@ -143,7 +144,7 @@ func TestAttributesCannotClaimAnotherUnit(t *testing.T) {
 	}
 	byMessage := make(map[string]entry, len(entries))
 	for _, e := range entries {
-		m, _ := e.value("MESSAGE")
+		m, _ := e.Value("MESSAGE")
 		byMessage[m] = e
 	}
 	for i, c := range cases {
@@ -248,9 +249,9 @@ func unitEntries(flag, unit string) ([]unitLine, error) {
 			continue
 		}
 		l := unitLine{raw: raw}
-		if e, derr := decodeEntry([]byte(raw), []string{"MESSAGE", "SYSLOG_IDENTIFIER"}); derr == nil {
-			l.message, _ = e.value("MESSAGE")
-			l.ident, _ = e.value("SYSLOG_IDENTIFIER")
+		if e, derr := testutil.DecodeJournalEntry([]byte(raw), []string{"MESSAGE", "SYSLOG_IDENTIFIER"}); derr == nil {
+			l.message, _ = e.Value("MESSAGE")
+			l.ident, _ = e.Value("SYSLOG_IDENTIFIER")
 		}
 		lines = append(lines, l)
 	}

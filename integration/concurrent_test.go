@@ -98,14 +98,14 @@ func TestConcurrentSenders(t *testing.T) {
 
 // gSeq returns an entry's fields G and SEQ as numbers.
 func gSeq(e entry) (g, seq int, err error) {
-	gs, err := e.value("G")
+	gs, err := e.Value("G")
 	if err != nil {
 		return 0, 0, err
 	}
 	if g, err = strconv.Atoi(gs); err != nil {
 		return 0, 0, err
 	}
-	ss, err := e.value("SEQ")
+	ss, err := e.Value("SEQ")
 	if err != nil {
 		return 0, 0, err
 	}

@@ -149,7 +149,7 @@ func TestFieldsRoundTrip(t *testing.T) {
 				"_TRANSPORT": "journal",
 				"_PID":       strconv.Itoa(os.Getpid()),
 			} {
-				if got, err := e.value(name); err != nil || got != value {
+				if got, err := e.Value(name); err != nil || got != value {
 					t.Errorf("%s = %q (%v), want %q", name, got, err, value)
 				}
 			}

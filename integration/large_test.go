@@ -66,10 +66,10 @@ func TestLargeValues(t *testing.T) {
 			if gotSum := sha256.Sum256(got[0]); gotSum != sum {
 				t.Errorf("PAYLOAD sha256 = %x, want %x", gotSum, sum)
 			}
-			if v, err := e.value("PAYLOAD_SHA256"); err != nil || v != hex.EncodeToString(sum[:]) {
+			if v, err := e.Value("PAYLOAD_SHA256"); err != nil || v != hex.EncodeToString(sum[:]) {
 				t.Errorf("PAYLOAD_SHA256 = %q (%v), want %x", v, err, sum)
 			}
-			if v, err := e.value("_TRANSPORT"); err != nil || v != "journal" {
+			if v, err := e.Value("_TRANSPORT"); err != nil || v != "journal" {
 				t.Errorf("_TRANSPORT = %q (%v), want journal", v, err)
 			}
 		})

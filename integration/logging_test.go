@@ -56,7 +56,7 @@ func thisFunc() string {
 func wantFields(t *testing.T, e entry, want map[string]string) {
 	t.Helper()
 	for name, w := range want {
-		got, err := e.value(name)
+		got, err := e.Value(name)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
@@ -156,7 +156,7 @@ func TestLoggerFields(t *testing.T) {
 			for k, v := range wantAttrs {
 				want[k] = v
 			}
-			file, err := e.value("CODE_FILE")
+			file, err := e.Value("CODE_FILE")
 			if err != nil || !strings.HasSuffix(file, "/integration/logging_test.go") {
 				t.Errorf("CODE_FILE = %q (%v), want a path ending in /integration/logging_test.go", file, err)
 			}
@@ -166,7 +166,7 @@ func TestLoggerFields(t *testing.T) {
 				"_TRANSPORT": "journal",
 				"_PID":       strconv.Itoa(os.Getpid()),
 			} {
-				if got, err := e.value(name); err != nil || got != value {
+				if got, err := e.Value(name); err != nil || got != value {
 					t.Errorf("%s = %q (%v), want %q", name, got, err, value)
 				}
 			}
@@ -234,7 +234,7 @@ func TestLoggerTraceback(t *testing.T) {
 		logger.Error("boom", "err", err)
 
 		e := oneEntry(t, ident)
-		trace, terr := e.value("TRACEBACK")
+		trace, terr := e.Value("TRACEBACK")
 		if terr != nil {
 			t.Fatal(terr)
 		}
@@ -280,7 +280,7 @@ func TestLoggerTraceback(t *testing.T) {
 			t.Fatalf("journal has %d entries for %s, want 2", len(entries), ident)
 		}
 		wantFields(t, entries[0], map[string]string{"MESSAGE": "below StackLevel", "PRIORITY": "4", "SYSLOG_IDENTIFIER": ident})
-		trace, err := entries[1].value("TRACEBACK")
+		trace, err := entries[1].Value("TRACEBACK")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -308,7 +308,7 @@ func oneEntry(t *testing.T, ident string) entry {
 	}
 	if len(entries) != 1 {
 		for _, e := range entries {
-			m, _ := e.value("MESSAGE")
+			m, _ := e.Value("MESSAGE")
 			t.Logf("entry: MESSAGE=%q", m)
 		}
 		t.Fatalf("journal has %d entries for %s, want 1", len(entries), ident)
@@ -504,7 +504,7 @@ func TestAutoDetection(t *testing.T) {
 					"CHILD_PID":         pid,
 				})
 				for name, value := range map[string]string{"_TRANSPORT": "journal", "_PID": pid} {
-					if got, err := e.value(name); err != nil || got != value {
+					if got, err := e.Value(name); err != nil || got != value {
 						t.Errorf("%s = %q (%v), want %q", name, got, err, value)
 					}
 				}
@@ -567,7 +567,7 @@ func TestStdoutThroughStream(t *testing.T) {
 	}
 	if len(entries) != len(stdoutRecords) {
 		for _, e := range entries {
-			m, _ := e.value("MESSAGE")
+			m, _ := e.Value("MESSAGE")
 			t.Logf("entry: MESSAGE=%q", m)
 		}
 		t.Fatalf("journal has %d entries for %s, want %d, one per record", len(entries), ident, len(stdoutRecords))
@@ -588,7 +588,7 @@ func TestStdoutThroughStream(t *testing.T) {
 			"PRIORITY":          strconv.Itoa(r.priority),
 			"SYSLOG_IDENTIFIER": ident,
 		})
-		if got, err := e.value("_TRANSPORT"); err != nil || got != "stdout" {
+		if got, err := e.Value("_TRANSPORT"); err != nil || got != "stdout" {
 			t.Errorf("entry %d: _TRANSPORT = %q (%v), want stdout", i, got, err)
 		}
 		escaped := strings.ReplaceAll(r.msg, "\n", `\n`)
@@ -692,7 +692,7 @@ func TestRuntimeFailover(t *testing.T) {
 	var got []string
 	byMessage := make(map[string]entry)
 	for _, e := range entries {
-		m, _ := e.value("MESSAGE")
+		m, _ := e.Value("MESSAGE")
 		got = append(got, m)
 		byMessage[m] = e
 	}

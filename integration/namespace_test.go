@@ -46,7 +46,7 @@ func TestJournalNamespace(t *testing.T) {
 			"_NAMESPACE": name,
 		}
 		for field, value := range want {
-			if got, err := e.value(field); err != nil || got != value {
+			if got, err := e.Value(field); err != nil || got != value {
 				t.Errorf("entry %d: %s = %q (%v), want %q", i, field, got, err, value)
 			}
 		}

@@ -218,7 +218,7 @@ func TestJournaldRestart(t *testing.T) {
 func seqCounts(entries []entry) (counts map[int64]int, bad int) {
 	counts = make(map[int64]int, len(entries))
 	for _, e := range entries {
-		v, err := e.value("SEQ")
+		v, err := e.Value("SEQ")
 		if err != nil {
 			bad++
 			continue

@@ -160,10 +160,10 @@ func TestRootLoggerSurvivesJournaldRestart(t *testing.T) {
 		reportedOnStdout []int // RECORDS_ON_STDOUT of each way back
 	)
 	for i, e := range entries {
-		m, _ := e.value("MESSAGE")
+		m, _ := e.Value("MESSAGE")
 		if m == "newstyle: the journal can be reached again; logging to it" {
 			backReports++
-			v, _ := e.value("RECORDS_ON_STDOUT")
+			v, _ := e.Value("RECORDS_ON_STDOUT")
 			n, err := strconv.Atoi(v)
 			if err != nil {
 				t.Errorf("way-back report: RECORDS_ON_STDOUT = %q: %v", v, err)
@@ -276,11 +276,11 @@ func parseStdoutRecord(line, msg string) (g int, seq int64, err error) {
 
 // journalRecord returns the G and SEQ fields of a record's entry.
 func journalRecord(e entry) (g int, seq int64, err error) {
-	gv, err := e.value("G")
+	gv, err := e.Value("G")
 	if err != nil {
 		return 0, 0, err
 	}
-	sv, err := e.value("SEQ")
+	sv, err := e.Value("SEQ")
 	if err != nil {
 		return 0, 0, err
 	}

@@ -188,7 +188,7 @@ func TestStalledJournaldThreads(t *testing.T) {
 					func(es []entry) bool { return uint64(len(es)) >= st.Entries })
 				inJournal := map[int]int{}
 				for _, e := range entries {
-					v, err := e.value("ID")
+					v, err := e.Value("ID")
 					id, err2 := strconv.Atoi(v)
 					if err != nil || err2 != nil {
 						t.Fatalf("entry without a valid ID: %v", e)

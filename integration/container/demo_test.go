@@ -179,17 +179,17 @@ func TestReadyAfterWarmUp(t *testing.T) {
 	if len(listening) != 1 {
 		t.Fatalf("want one \"listening\" entry of pid %s:\n%s", pid, dump(entries))
 	}
-	if got := listening[0].get("SOCKET_ACTIVATED"); got != "false" {
+	if got := listening[0].Get("SOCKET_ACTIVATED"); got != "false" {
 		t.Errorf("started by hand: SOCKET_ACTIVATED=%q, want false", got)
 	}
-	if got := listening[0].get("ADDR"); got != "[::]:8080" {
+	if got := listening[0].Get("ADDR"); got != "[::]:8080" {
 		t.Errorf("ADDR=%q, want [::]:8080 (Listener's fallback :8080)", got)
 	}
 	// The warm-up's entry comes before systemd's "Started".
 	var order []string
 	for _, e := range entries {
 		switch {
-		case fromPID(pid)(e) && e.get("MESSAGE") == "warming up":
+		case fromPID(pid)(e) && e.Get("MESSAGE") == "warming up":
 			order = append(order, "warming up")
 		case systemdSays("Started ")(e):
 			order = append(order, "Started")
@@ -237,15 +237,15 @@ func TestRequestsAreJournalEntries(t *testing.T) {
 			want["STATUS"] = "404"
 		}
 		for k, v := range want {
-			if got := e.get(k); got != v {
+			if got := e.Get(k); got != v {
 				t.Errorf("request %d: %s=%q, want %q", i, k, got, v)
 			}
 		}
-		if _, err := time.ParseDuration(e.get("DURATION")); err != nil {
-			t.Errorf("request %d: DURATION=%q: %v", i, e.get("DURATION"), err)
+		if _, err := time.ParseDuration(e.Get("DURATION")); err != nil {
+			t.Errorf("request %d: DURATION=%q: %v", i, e.Get("DURATION"), err)
 		}
-		if !strings.HasPrefix(e.get("REMOTE"), "127.0.0.1:") {
-			t.Errorf("request %d: REMOTE=%q, want 127.0.0.1:port", i, e.get("REMOTE"))
+		if !strings.HasPrefix(e.Get("REMOTE"), "127.0.0.1:") {
+			t.Errorf("request %d: REMOTE=%q, want 127.0.0.1:port", i, e.Get("REMOTE"))
 		}
 	}
 }
@@ -266,7 +266,7 @@ func TestErrorHasTraceback(t *testing.T) {
 	if len(entries) != 2 {
 		t.Fatalf("%d entries, want 2 (the error, the request):\n%s", len(entries), dump(entries))
 	}
-	withTrace := filter(entries, func(e entry) bool { return e.has("TRACEBACK") })
+	withTrace := filter(entries, func(e entry) bool { return e.Has("TRACEBACK") })
 	if len(withTrace) != 1 {
 		t.Fatalf("%d entries with TRACEBACK, want 1:\n%s", len(withTrace), dump(entries))
 	}
@@ -278,11 +278,11 @@ func TestErrorHasTraceback(t *testing.T) {
 		"ORDER_ID":   "A-1042",
 		"ERR":        "order A-1042: database unreachable",
 	} {
-		if got := e.get(k); got != v {
+		if got := e.Get(k); got != v {
 			t.Errorf("%s=%q, want %q", k, got, v)
 		}
 	}
-	trace := e.get("TRACEBACK")
+	trace := e.Get("TRACEBACK")
 	if lines := strings.Count(trace, "\n"); lines < 6 {
 		t.Errorf("TRACEBACK has %d lines, want the whole stack:\n%s", lines, trace)
 	}
@@ -292,7 +292,7 @@ func TestErrorHasTraceback(t *testing.T) {
 		}
 	}
 	req := filter(entries, withMessage("request"))
-	if len(req) != 1 || req[0].get("STATUS") != "500" || req[0].get("PRIORITY") != "4" {
+	if len(req) != 1 || req[0].Get("STATUS") != "500" || req[0].Get("PRIORITY") != "4" {
 		t.Errorf("want the request's entry with STATUS=500 PRIORITY=4:\n%s", dump(entries))
 	}
 }
@@ -330,7 +330,7 @@ func TestReload(t *testing.T) {
 		t.Errorf("want one \"service: reloading\" entry:\n%s", dump(entries))
 	}
 	loaded := filter(entries, and(mine, withMessage("greeting loaded")))
-	if len(loaded) != 1 || loaded[0].get("GREETING") != greeting || loaded[0].get("SOURCE") != greetingFile {
+	if len(loaded) != 1 || loaded[0].Get("GREETING") != greeting || loaded[0].Get("SOURCE") != greetingFile {
 		t.Errorf("want one \"greeting loaded\" entry with GREETING=%q SOURCE=%s:\n%s", greeting, greetingFile, dump(entries))
 	}
 	if count(entries, systemdSays("Reloading ")) != 1 || count(entries, systemdSays("Reloaded ")) != 1 {
@@ -401,7 +401,7 @@ func TestWatchdogLeavesHealthyServiceAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	invocation := func(e entry) bool {
-		return e.get("_SYSTEMD_INVOCATION_ID") == before["InvocationID"] || e.get("INVOCATION_ID") == before["InvocationID"]
+		return e.Get("_SYSTEMD_INVOCATION_ID") == before["InvocationID"] || e.Get("INVOCATION_ID") == before["InvocationID"]
 	}
 	if n := count(entries, and(invocation, systemdSays("Watchdog timeout"))); n != 0 {
 		t.Errorf("%d watchdog timeouts for a healthy service", n)
@@ -444,19 +444,24 @@ func TestPanicRestarts(t *testing.T) {
 		t.Errorf("want systemd's entry of the exit with status 2:\n%s", dump(entries))
 	}
 	dead := filter(entries, fromPID(pid))
-	crit := filter(dead, func(e entry) bool { return e.get("PRIORITY") == "2" })
+	crit := filter(dead, func(e entry) bool { return e.Get("PRIORITY") == "2" })
 	if len(crit) != 1 {
 		t.Fatalf("%d entries at crit from the panicking process, want 1:\n%s", len(crit), dump(dead))
 	}
 	e := crit[0]
-	if msg := e.get("MESSAGE"); !strings.Contains(msg, "assignment to entry in nil map") || strings.Contains(msg, "\n") {
+	if msg := e.Get("MESSAGE"); !strings.Contains(msg, "assignment to entry in nil map") || strings.Contains(msg, "\n") {
 		t.Errorf("MESSAGE=%q, want the panic's value on one line", msg)
 	}
-	if e.get("_TRANSPORT") != "journal" {
-		t.Errorf("_TRANSPORT=%s, want journal", e.get("_TRANSPORT"))
+	if e.Get("_TRANSPORT") != "journal" {
+		t.Errorf("_TRANSPORT=%s, want journal", e.Get("_TRANSPORT"))
 	}
-	trace := e.get("TRACEBACK")
-	for _, want := range []string{"goroutine ", "main.(*demo).crash", "cmd/newstyle-demo/main.go:"} {
+	trace := e.Get("TRACEBACK")
+	// The module's one stack format: the function that panicked first,
+	// then its file and line.
+	if !strings.HasPrefix(trace, "main.(*demo).crash(...)\n\t") {
+		t.Errorf("TRACEBACK does not start with the function that panicked:\n%s", trace)
+	}
+	for _, want := range []string{"main.(*demo).crash", "cmd/newstyle-demo/main.go:"} {
 		if !strings.Contains(trace, want) {
 			t.Errorf("TRACEBACK lacks %q:\n%s", want, trace)
 		}
@@ -468,7 +473,7 @@ func TestPanicRestarts(t *testing.T) {
 		}
 	}
 	// Nothing on stderr: no runtime dump, line by line, beside the entry.
-	if n := count(dead, func(e entry) bool { return e.get("_TRANSPORT") == "stdout" }); n != 0 {
+	if n := count(dead, func(e entry) bool { return e.Get("_TRANSPORT") == "stdout" }); n != 0 {
 		t.Errorf("%d stdout/stderr entries from the panicking process:\n%s", n, dump(dead))
 	}
 }
@@ -494,18 +499,18 @@ func TestWatchdogRestartsHungService(t *testing.T) {
 		t.Errorf("want systemd's \"Failed with result 'watchdog'\":\n%s", dump(filter(entries, fromPID("1"))))
 	}
 	failed := filter(entries, and(fromPID(pid), withMessage("service: health check failed; not feeding the watchdog")))
-	if len(failed) != 1 || failed[0].get("PRIORITY") != "3" {
+	if len(failed) != 1 || failed[0].Get("PRIORITY") != "3" {
 		t.Errorf("want one entry at err of the failed health check:\n%s", dump(filter(entries, fromPID(pid))))
 	}
 	// systemd's SIGABRT: every goroutine's stack in one CRIT entry, the
 	// hung health check among them; no runtime dump on stderr.
 	hung := filter(entries, fromPID(pid))
 	aborted := filter(hung, withMessage("service: aborted; the stacks of all goroutines follow"))
-	if len(aborted) != 1 || aborted[0].get("PRIORITY") != "2" ||
-		!strings.Contains(aborted[0].get("TRACEBACK"), "main.(*demo).health(") {
+	if len(aborted) != 1 || aborted[0].Get("PRIORITY") != "2" ||
+		!strings.Contains(aborted[0].Get("TRACEBACK"), "main.(*demo).health(") {
 		t.Errorf("want one crit entry with all stacks, the health check's among them:\n%s", dump(hung))
 	}
-	if n := count(hung, func(e entry) bool { return e.get("_TRANSPORT") == "stdout" }); n != 0 {
+	if n := count(hung, func(e entry) bool { return e.Get("_TRANSPORT") == "stdout" }); n != 0 {
 		t.Errorf("%d stdout/stderr entries from the hung process:\n%s", n, dump(hung))
 	}
 }
@@ -555,19 +560,19 @@ func TestStdoutFallback(t *testing.T) {
 	}
 	priorities := map[string]int{}
 	for _, e := range entries {
-		if e.get("_TRANSPORT") != "stdout" {
-			t.Errorf("_TRANSPORT=%s, want stdout: %s", e.get("_TRANSPORT"), e)
+		if e.Get("_TRANSPORT") != "stdout" {
+			t.Errorf("_TRANSPORT=%s, want stdout: %s", e.Get("_TRANSPORT"), e)
 		}
-		msg := e.get("MESSAGE")
+		msg := e.Get("MESSAGE")
 		switch {
 		case strings.HasPrefix(msg, "request method=GET path=/ status=200 "):
-			priorities["hello 6"] += b2i(e.get("PRIORITY") == "6")
+			priorities["hello 6"] += b2i(e.Get("PRIORITY") == "6")
 		case strings.HasPrefix(msg, "request method=GET path=/nothing-here status=404 "):
-			priorities["miss 6"] += b2i(e.get("PRIORITY") == "6")
+			priorities["miss 6"] += b2i(e.Get("PRIORITY") == "6")
 		case strings.HasPrefix(msg, "request method=GET path=/error status=500 "):
-			priorities["error request 4"] += b2i(e.get("PRIORITY") == "4")
+			priorities["error request 4"] += b2i(e.Get("PRIORITY") == "4")
 		case strings.HasPrefix(msg, "order lookup failed "):
-			priorities["error 3"] += b2i(e.get("PRIORITY") == "3")
+			priorities["error 3"] += b2i(e.Get("PRIORITY") == "3")
 			// The stack, escaped on the one line.
 			if !strings.Contains(msg, `traceback="main.lookUpOrder(...)\n\t`) {
 				t.Errorf("the error's line lacks its escaped traceback: %q", msg)
@@ -624,7 +629,7 @@ func TestSocketActivation(t *testing.T) {
 		return count(es, and(mine, withMessage("request"))) > 0
 	})
 	listening := filter(entries, and(mine, withMessage("listening")))
-	if len(listening) != 1 || listening[0].get("SOCKET_ACTIVATED") != "true" {
+	if len(listening) != 1 || listening[0].Get("SOCKET_ACTIVATED") != "true" {
 		t.Errorf("want one \"listening\" entry with SOCKET_ACTIVATED=true:\n%s", dump(entries))
 	}
 	if count(entries, and(mine, withMessage("request"))) != 1 {
@@ -681,11 +686,11 @@ func TestStopIsClean(t *testing.T) {
 	})
 	var order []string
 	for _, e := range filter(entries, mine) {
-		order = append(order, e.get("MESSAGE")+" "+e.get("PATH"))
-		if e.get("MESSAGE") == "service: stopping" && e.get("SIGNAL") != "terminated" {
-			t.Errorf("SIGNAL=%q, want terminated", e.get("SIGNAL"))
+		order = append(order, e.Get("MESSAGE")+" "+e.Get("PATH"))
+		if e.Get("MESSAGE") == "service: stopping" && e.Get("SIGNAL") != "terminated" {
+			t.Errorf("SIGNAL=%q, want terminated", e.Get("SIGNAL"))
 		}
-		if atoiOr(e.get("PRIORITY"), 7) <= 3 {
+		if atoiOr(e.Get("PRIORITY"), 7) <= 3 {
 			t.Errorf("an error during the stop: %s", e)
 		}
 	}
