@@ -146,15 +146,44 @@ func Main(opts Options, fn func(ctx context.Context, svc *Service) error) {
 
 // Run runs fn as the daemon and returns the exit status (see the package
 // documentation). fn is given a context that is cancelled on SIGTERM or
-// SIGINT, and should return soon after.
+// SIGINT, and should return soon after. With an asynchronous logger
+// (Options.Log.Async), Run delivers the records it still holds, for at
+// most FlushTimeout, on every way out: before it returns, and before the
+// process exits on a panic or on SIGABRT.
 func Run(opts Options, fn func(ctx context.Context, svc *Service) error) int {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	logger := newstyle.NewLogger(opts.Log)
 	slog.SetDefault(logger)
-	svc := &Service{opts: opts, logger: logger, notify: notify, exit: osExit}
-	return svc.run(fn)
+	flush := flusher(logger)
+	svc := &Service{opts: opts, logger: logger, notify: notify, exit: func(code int) {
+		flush()
+		osExit(code)
+	}}
+	code := svc.run(fn)
+	flush()
+	return code
+}
+
+// FlushTimeout bounds how long Run waits, on its way out, for the records
+// an asynchronous logger (newstyle.Options.Async) still holds.
+const FlushTimeout = 2 * time.Second
+
+// flusher returns what delivers the records logger's handler has queued,
+// for at most FlushTimeout: Run calls it on every way out (a return, a
+// stop, a panic, SIGABRT), so that the records that tell why the program
+// ended are in the journal before it exits.
+func flusher(logger *slog.Logger) func() {
+	h, ok := logger.Handler().(interface{ Flush(context.Context) error })
+	if !ok {
+		return func() {}
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), FlushTimeout)
+		defer cancel()
+		_ = h.Flush(ctx)
+	}
 }
 
 // osExit is replaced in tests, which must not end.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +24,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newstyle-go/newstyle"
+	"github.com/newstyle-go/newstyle/journal"
+	"github.com/newstyle-go/newstyle/journaltest"
 )
 
 // notifySocket is a stand-in for systemd's NOTIFY_SOCKET: a datagram
@@ -923,3 +926,97 @@ func TestAbortLogsAllStacks(t *testing.T) {
 }
 
 func stuckHere(c chan struct{}) { <-c }
+
+// asyncOptions log to a journald stand-in through an asynchronous Writer
+// that holds records until it is flushed (Linger of an hour).
+func asyncOptions(t *testing.T) (Options, *journaltest.Server) {
+	srv := journaltest.NewServer(t)
+	return Options{
+		Log: &newstyle.Options{Target: newstyle.TargetJournal, SocketPath: srv.Path(), Stdout: io.Discard,
+			Async: &journal.AsyncOptions{Linger: time.Hour, SyncPriority: journal.NoSyncPriority}},
+		ShutdownTimeout: 2 * time.Second,
+	}, srv
+}
+
+// hasMessage reports whether srv got an entry with MESSAGE msg.
+func hasMessage(srv *journaltest.Server, msg string) bool {
+	for _, e := range srv.Entries() {
+		if m, _ := e.Get("MESSAGE"); m == msg {
+			return true
+		}
+	}
+	return false
+}
+
+// The records an asynchronous logger holds are in the journal before the
+// program ends, whichever way it ends: fn returns, a goroutine of Go
+// panics, systemd's watchdog sends SIGABRT.
+func TestAsyncLogsFlushedOnEveryWayOut(t *testing.T) {
+	t.Run("return", func(t *testing.T) {
+		opts, srv := asyncOptions(t)
+		newNotifySocket(t)
+		code := Run(opts, func(ctx context.Context, svc *Service) error {
+			svc.Logger().Info("queued before the return")
+			return nil
+		})
+		if code != ExitOK {
+			t.Fatalf("exit status %d", code)
+		}
+		// Run flushed: the entry is in the socket; the stand-in reads it.
+		deadline := time.Now().Add(5 * time.Second)
+		for !hasMessage(srv, "queued before the return") {
+			if time.Now().After(deadline) {
+				t.Fatal("the queued record is not in the journal after Run returned")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	for _, way := range []string{"panic in Go", "SIGABRT"} {
+		t.Run(way, func(t *testing.T) {
+			opts, srv := asyncOptions(t)
+			n := newNotifySocket(t)
+			exited := make(chan bool, 1)
+			hold := released(t)
+			orig := osExit
+			osExit = func(int) {
+				// Checked when the process would end: nothing later counts.
+				exited <- hasMessage(srv, "queued before the end")
+				if way == "panic in Go" {
+					<-hold // the panicking goroutine must not go on
+				}
+			}
+			t.Cleanup(func() { osExit = orig })
+			code := runAsync(opts, func(ctx context.Context, svc *Service) error {
+				svc.Logger().Info("queued before the end")
+				svc.Ready("")
+				if way == "panic in Go" {
+					svc.Go("worker", func() error { panic("boom") })
+				}
+				<-ctx.Done()
+				return nil
+			})
+			n.started(t)
+			if way == "SIGABRT" {
+				signalSelf(t, syscall.SIGABRT)
+			}
+			var flushed bool
+			select {
+			case flushed = <-exited:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the process did not end")
+			}
+			// The stand-in reads asynchronously: give it the moment it needs
+			// before concluding the record was not in the socket.
+			for deadline := time.Now().Add(5 * time.Second); !flushed && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				flushed = hasMessage(srv, "queued before the end")
+			}
+			if !flushed {
+				t.Error("the queued record is not in the journal when the process ends")
+			}
+			if way == "panic in Go" {
+				signalSelf(t, syscall.SIGTERM)
+			}
+			wait(t, code)
+		})
+	}
+}
