@@ -127,3 +127,37 @@ func TestRootAsync(t *testing.T) {
 		t.Errorf("stdout: %q, want the undelivered record", lines)
 	}
 }
+
+// ContextAttrs: a record's context adds attributes, outside any group,
+// in the journal (TRACE_ID) and on stdout (trace_id=) alike.
+func TestContextAttrs(t *testing.T) {
+	tr := &testutil.Trace{TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7"}
+	ctx := testutil.WithTrace(context.Background(), tr)
+
+	srv := journaltest.NewServer(t)
+	h := NewHandler(&Options{Target: TargetJournal, SocketPath: srv.Path(), ContextAttrs: testutil.TraceAttrs, Stdout: &bytes.Buffer{}})
+	defer h.Close()
+	l := slog.New(h).WithGroup("req")
+	l.InfoContext(ctx, "traced", "id", 7)
+	l.Info("not traced")
+	got := srv.Wait(t, 2, 5*time.Second)
+	want := []string{"MESSAGE=traced", "PRIORITY=6", "REQ_ID=7", "TRACE_ID=" + tr.TraceID, "SPAN_ID=" + tr.SpanID}
+	var have []string
+	for _, f := range got[0].Fields {
+		if f.Name != "SYSLOG_IDENTIFIER" {
+			have = append(have, f.Name+"="+string(f.Value))
+		}
+	}
+	if strings.Join(have, "|") != strings.Join(want, "|") {
+		t.Errorf("fields %q, want %q", have, want)
+	}
+	if got[1].Count("TRACE_ID") != 0 {
+		t.Errorf("a record without a trace has TRACE_ID: %v", got[1].Entry)
+	}
+
+	var out bytes.Buffer
+	slog.New(NewHandler(&Options{Target: TargetStdout, Stdout: &out, ContextAttrs: testutil.TraceAttrs})).WithGroup("req").InfoContext(ctx, "traced", "id", 7)
+	if want := "<6>traced req.id=7 trace_id=" + tr.TraceID + " span_id=" + tr.SpanID + "\n"; out.String() != want {
+		t.Errorf("stdout %q, want %q", out.String(), want)
+	}
+}

@@ -93,6 +93,13 @@ type Options struct {
 	// above it into the traceback field.
 	StackLevel slog.Leveler
 
+	// ContextAttrs, when not nil, turns a record's context into
+	// attributes (a trace's ids), written after the record's own and
+	// outside any group, in the journal and on stdout alike (see
+	// journal.HandlerOptions.ContextAttrs). The otel module's
+	// ContextAttrs gives TRACE_ID, SPAN_ID and TRACE_FLAGS.
+	ContextAttrs func(ctx context.Context, dst []slog.Attr) []slog.Attr
+
 	// TimeField, when not empty, adds the record's time under that name
 	// (RFC 3339, nanoseconds): a journal field, a key on stdout. Off by
 	// default: journald stamps every entry and line itself.
@@ -154,6 +161,7 @@ func NewHandler(opts *Options) *Handler {
 		StackLevel:     opts.StackLevel,
 		TimeField:      opts.TimeField,
 		WriteTimeout:   opts.WriteTimeout,
+		ContextAttrs:   opts.ContextAttrs,
 	})
 	h := &Handler{fallback: fallback, stdout: fallback, sw: &switcher{}}
 	wopts := &journal.WriterOptions{
@@ -190,6 +198,7 @@ func NewHandler(opts *Options) *Handler {
 		TracebackField: opts.TracebackField,
 		StackLevel:     opts.StackLevel,
 		TimeField:      opts.TimeField,
+		ContextAttrs:   opts.ContextAttrs,
 	})
 	h.writer = w
 	h.sw.journal, h.sw.fallback = h.journal, h.fallback

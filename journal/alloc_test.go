@@ -120,7 +120,9 @@ func TestHandlerAllocations(t *testing.T) {
 	w := newTestWriter(t, sink(t), WriterOptions{})
 	l := slog.New(NewHandler(w, nil))
 	ls := slog.New(NewHandler(w, &HandlerOptions{AddSource: true}))
+	lt := slog.New(NewHandler(w, &HandlerOptions{ContextAttrs: testutil.TraceAttrs}))
 	ctx := context.Background()
+	tctx := testutil.WithTrace(ctx, &testutil.Trace{TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7"})
 	tests := []struct {
 		name   string
 		log    func()
@@ -134,6 +136,7 @@ func TestHandlerAllocations(t *testing.T) {
 		{"disabled Debug", func() { l.Debug(benchMessage, "user_id", 42, "request_id", "x") }, 0},
 		{"AddSource", func() { ls.Info(benchMessage, "user_id", 42) }, 0},
 		{"AddSource, LogAttrs", func() { ls.LogAttrs(ctx, slog.LevelInfo, benchMessage, slog.Int("user_id", 42)) }, 0},
+		{"ContextAttrs", func() { lt.LogAttrs(tctx, slog.LevelInfo, benchMessage, slog.Int("user_id", 42)) }, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package journal
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"testing"
 	"time"
@@ -82,7 +83,7 @@ func FuzzHandlerOneEntry(f *testing.F) {
 		h = h.WithGroup(group)
 		r := slog.NewRecord(time.Time{}, slog.LevelWarn, message, 0)
 		r.AddAttrs(slog.String(key, value))
-		b, fields, _ := h.(*Handler).appendRecord(nil, r)
+		b, fields, _ := h.(*Handler).appendRecord(context.Background(), nil, r)
 		entries, err := journaltest.Parse(b)
 		if err != nil {
 			t.Fatalf("journald would not read %q: %v", b, err)
@@ -121,7 +122,7 @@ func FuzzHandlerPanickyValue(f *testing.F) {
 		h := NewHandler(w, nil).WithAttrs([]slog.Attr{slog.Any(key, tc.Value)})
 		r := slog.NewRecord(time.Time{}, slog.LevelWarn, message, 0)
 		r.AddAttrs(slog.Any(key, tc.Value), slog.String("after", "kept"))
-		b, fields, _ := h.(*Handler).appendRecord(nil, r)
+		b, fields, _ := h.(*Handler).appendRecord(context.Background(), nil, r)
 		entries, err := journaltest.Parse(b)
 		if err != nil {
 			t.Fatalf("journald would not read %q: %v", b, err)

@@ -63,6 +63,8 @@ func TestHandleAllocations(t *testing.T) {
 		slog.Float64("f", 0.25),
 		slog.Any("trace", errWithStack),
 	)
+	traced := NewHandler(io.Discard, &HandlerOptions{ContextAttrs: testutil.TraceAttrs})
+	tctx := testutil.WithTrace(ctx, &testutil.Trace{TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7"})
 	tests := []struct {
 		name string
 		f    func()
@@ -92,6 +94,11 @@ func TestHandleAllocations(t *testing.T) {
 		}},
 		{"Debug dropped", func() {
 			slog.New(base).LogAttrs(ctx, slog.LevelDebug, benchMessage, benchAttrs...)
+		}},
+		{"ContextAttrs", func() {
+			if err := traced.Handle(tctx, r); err != nil {
+				t.Fatal(err)
+			}
 		}},
 	}
 	for _, tt := range tests {

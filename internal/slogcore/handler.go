@@ -1,6 +1,7 @@
 package slogcore
 
 import (
+	"context"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -12,11 +13,17 @@ import (
 // Options are the options both handlers share; their HandlerOptions
 // document them for users.
 type Options struct {
-	Level       slog.Leveler
-	AddSource   bool
-	ReplaceAttr func(groups []string, a slog.Attr) slog.Attr
-	StackLevel  slog.Leveler // nil: no stack is captured for records
+	Level        slog.Leveler
+	AddSource    bool
+	ReplaceAttr  func(groups []string, a slog.Attr) slog.Attr
+	StackLevel   slog.Leveler // nil: no stack is captured for records
+	ContextAttrs ContextAttrs // nil: the context adds nothing
 }
+
+// ContextAttrs is the handlers' hook for attributes that come from a
+// record's context (a trace's ids): it appends them to dst and returns
+// it. The handlers document it as HandlerOptions.ContextAttrs.
+type ContextAttrs = func(ctx context.Context, dst []slog.Attr) []slog.Attr
 
 // Format is how one handler writes attributes. The walk over a record's
 // attributes calls it once per leaf attribute, with the prefix that the
@@ -105,9 +112,10 @@ type Record struct {
 	NumAttrs  int    // how many attributes AppendAttrs wrote
 	Traceback []byte // tracebacks AppendAttrs found or captured, nil for none
 
-	s *state
-	h *Handler
-	r slog.Record
+	s   *state
+	h   *Handler
+	r   slog.Record
+	ctx context.Context
 }
 
 // Begin prepares r for writing. wantTime says whether the handler writes
@@ -115,10 +123,10 @@ type Record struct {
 // not written. The caller writes the built-in parts, then the attributes
 // with AppendAttrs, straight into its own buffer, and calls End when it is
 // done with the result.
-func (h *Handler) Begin(r slog.Record, wantTime bool) *Record {
+func (h *Handler) Begin(ctx context.Context, r slog.Record, wantTime bool) *Record {
 	s := getState()
 	rec := &s.rec
-	*rec = Record{Message: r.Message, HasMsg: true, Level: r.Level, HasLevel: true, s: s, h: h, r: r}
+	*rec = Record{Message: r.Message, HasMsg: true, Level: r.Level, HasLevel: true, s: s, h: h, r: r, ctx: ctx}
 	if wantTime && !r.Time.IsZero() {
 		rec.Time = r.Time
 	}
@@ -146,6 +154,15 @@ func (rec *Record) AppendAttrs(dst []byte) []byte {
 			dst = h.appendAttr(s, dst, s.prefix, h.groups, a)
 			return true
 		})
+	}
+	if ca := h.opts.ContextAttrs; ca != nil && rec.ctx != nil {
+		// The context's attributes stand outside the groups the handler
+		// opened: a trace id is the record's, not a group's.
+		s.ctx = ca(rec.ctx, s.ctx[:0])
+		for _, a := range s.ctx {
+			dst = h.appendAttr(s, dst, nil, nil, a)
+		}
+		clear(s.ctx) // the values may hold pointers; the pool keeps s
 	}
 	if h.opts.StackLevel != nil && rec.r.Level >= h.opts.StackLevel.Level() {
 		s.trace = appendRecordStack(s.trace, rec.r.PC)
@@ -300,14 +317,15 @@ func isEmpty(a slog.Attr) bool {
 // state is one record's scratch space, pooled.
 type state struct {
 	buf, prefix, trace []byte
-	n                  int // attributes in buf
+	ctx                []slog.Attr // ContextAttrs' attributes
+	n                  int         // attributes in buf
 	rec                Record
 	src                slog.Source
 	pcs                [1]uintptr
 }
 
 var statePool = sync.Pool{New: func() any {
-	return &state{buf: make([]byte, 0, 1024), prefix: make([]byte, 0, 64)}
+	return &state{buf: make([]byte, 0, 1024), prefix: make([]byte, 0, 64), ctx: make([]slog.Attr, 0, 8)}
 }}
 
 func getState() *state { return statePool.Get().(*state) }
