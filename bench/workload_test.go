@@ -10,36 +10,27 @@ import (
 	"log/slog"
 	"regexp"
 
+	"github.com/newstyle-go/newstyle/bench/workload"
 	"github.com/newstyle-go/newstyle/journal"
 )
 
-// The workload: one error entry of a typical service, the same for every
-// client. Each client also sends SYSLOG_IDENTIFIER=bench (slog-journal takes
-// it from os.Args[0], which TestMain makes "bench").
+// The workload (package workload). Each client also sends
+// SYSLOG_IDENTIFIER=bench (slog-journal takes it from os.Args[0], which
+// TestMain makes "bench").
 const (
 	identifier = "bench"
-
-	// message is about 80 bytes.
-	message = "payment authorization failed for order 7f3a9c2e: card issuer declined with code 05"
-
-	// traceback is a 5-line stack trace of about 400 bytes; its newlines
-	// make every client send it in the protocol's binary form.
-	traceback = "goroutine 1047 [running, locked to thread]:\n" +
-		"github.com/acme/payments/internal/payment.(*Service).Authorize(0xc000118a20, {0x9a1c40, 0xc00031e000}, {0xc0002b4f40, 0x24}, 0x1f4)\n" +
-		"\t/srv/payments/internal/payment/service.go:218 +0x1c5\n" +
-		"github.com/acme/payments/internal/httpapi.(*Handler).ServeHTTP(0xc0001a4000, {0x9a1c40, 0xc0002b61c0}, 0xc000312300)\n" +
-		"\t/srv/payments/internal/httpapi/handler.go:97 +0x2e8"
+	message    = workload.Message
+	traceback  = workload.Traceback
 )
 
 // workloadFields are the five fields besides MESSAGE, PRIORITY and
 // SYSLOG_IDENTIFIER, in the order they are sent.
-var workloadFields = [5]struct{ name, value string }{
-	{"TRACEBACK", traceback},
-	{"REQUEST_ID", "5f0c6e1a-93b2-4d7e-8a41-2c9b7d3e6f10"},
-	{"USER_ID", "u-48213"},
-	{"HTTP_STATUS", "502"},
-	{"DURATION_MS", "1843"},
-}
+var workloadFields = func() (f [5]struct{ name, value string }) {
+	for i, w := range workload.Fields {
+		f[i].name, f[i].value = w[0], w[1]
+	}
+	return f
+}()
 
 // newstyleFields returns the workload as journal.Fields: a caller builds
 // them once and reuses the slice.

@@ -37,26 +37,14 @@ import (
 	slogjournal "github.com/systemd/slog-journal"
 	"golang.org/x/sys/unix"
 
+	"github.com/newstyle-go/newstyle/bench/workload"
 	"github.com/newstyle-go/newstyle/journal"
 )
 
-// The workload of the bench module: an error entry of a typical service.
-const (
-	message   = "payment authorization failed for order 7f3a9c2e: card issuer declined with code 05"
-	traceback = "goroutine 1047 [running, locked to thread]:\n" +
-		"github.com/acme/payments/internal/payment.(*Service).Authorize(0xc000118a20, {0x9a1c40, 0xc00031e000}, {0xc0002b4f40, 0x24}, 0x1f4)\n" +
-		"\t/srv/payments/internal/payment/service.go:218 +0x1c5\n" +
-		"github.com/acme/payments/internal/httpapi.(*Handler).ServeHTTP(0xc0001a4000, {0x9a1c40, 0xc0002b61c0}, 0xc000312300)\n" +
-		"\t/srv/payments/internal/httpapi/handler.go:97 +0x2e8"
-)
+// The workload of the bench module.
+const message = workload.Message
 
-var workload = [5][2]string{
-	{"TRACEBACK", traceback},
-	{"REQUEST_ID", "5f0c6e1a-93b2-4d7e-8a41-2c9b7d3e6f10"},
-	{"USER_ID", "u-48213"},
-	{"HTTP_STATUS", "502"},
-	{"DURATION_MS", "1843"},
-}
+var workloadFields = workload.Fields
 
 // The clients, in the order of the report.
 var clients = []string{"go-systemd", "slog-journal", "newstyle", "newstyle-async", "ceiling"}
@@ -278,7 +266,7 @@ func runClient(client string, g, entries int) error {
 	switch client {
 	case "go-systemd":
 		vars := map[string]string{"SYSLOG_IDENTIFIER": ident}
-		for _, f := range workload {
+		for _, f := range workloadFields {
 			vars[f[0]] = f[1]
 		}
 		send = func(int) error { return sdjournal.Send(message, sdjournal.PriErr, vars) }
@@ -290,7 +278,7 @@ func runClient(client string, g, entries int) error {
 		l := slog.New(h)
 		ctx := context.Background()
 		attrs := [5]slog.Attr{}
-		for i, f := range workload {
+		for i, f := range workloadFields {
 			attrs[i] = slog.String(f[0], f[1])
 		}
 		send = func(int) error {
@@ -308,8 +296,8 @@ func runClient(client string, g, entries int) error {
 		if err != nil {
 			return err
 		}
-		fields := make([]journal.Field, len(workload))
-		for i, f := range workload {
+		fields := make([]journal.Field, len(workloadFields))
+		for i, f := range workloadFields {
 			fields[i] = journal.StringField(f[0], f[1])
 		}
 		send = func(int) error { return w.Send(message, journal.PriErr, fields...) }
@@ -373,7 +361,7 @@ func newCeiling(ident string, entries int) (*ceiling, error) {
 	field("MESSAGE", message)
 	field("PRIORITY", "3")
 	field("SYSLOG_IDENTIFIER", ident)
-	for _, f := range workload {
+	for _, f := range workloadFields {
 		field(f[0], f[1])
 	}
 	c := &ceiling{}
