@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/newstyle-go/newstyle"
+	"github.com/newstyle-go/newstyle/journal"
 	"github.com/newstyle-go/newstyle/service"
 )
 
@@ -54,8 +55,21 @@ func main() {
 	flag.Parse()
 
 	d := &demo{greetingFile: *greetingFile, warmup: *warmup}
+	logOpts := &newstyle.Options{SyslogIdentifier: identifier}
+	// NEWSTYLE_DEMO_ASYNC=LINGER (a drop-in's Environment=) logs through the
+	// asynchronous Writer, each record waiting up to LINGER for others:
+	// what the container tier uses to show that records still queued when
+	// the process panics or the watchdog aborts it reach the journal.
+	if v := os.Getenv("NEWSTYLE_DEMO_ASYNC"); v != "" {
+		linger, err := time.ParseDuration(v)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "NEWSTYLE_DEMO_ASYNC=%q: %v\n", v, err)
+			os.Exit(service.ExitError)
+		}
+		logOpts.Async = &journal.AsyncOptions{Linger: linger, SyncPriority: journal.NoSyncPriority}
+	}
 	service.Main(service.Options{
-		Log:             &newstyle.Options{SyslogIdentifier: identifier},
+		Log:             logOpts,
 		ShutdownTimeout: 10 * time.Second, // within the unit's TimeoutStopSec=15s
 		Reload:          d.reload,
 		Health:          d.health,
@@ -143,6 +157,7 @@ func lookUpOrder(id string) error {
 
 // crash has a bug of the kind that panics: a write to a nil map.
 func (d *demo) crash(w http.ResponseWriter, r *http.Request) {
+	slog.InfoContext(r.Context(), "updating the order counts")
 	var orders map[string]int
 	orders["A-1042"]++ // assignment to entry in nil map
 }

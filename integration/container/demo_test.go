@@ -806,3 +806,56 @@ func TestSandboxEnforced(t *testing.T) {
 		t.Errorf("/proc: %q, want hidepid=invisible and subset=pid", proc)
 	}
 }
+
+// TestAsyncRecordsSurvivePanicAndWatchdog: with the asynchronous Writer,
+// records still queued (a linger of an hour holds them) when the process
+// panics or systemd's watchdog aborts it are in the journal: package
+// service flushes on both ways out.
+func TestAsyncRecordsSurvivePanicAndWatchdog(t *testing.T) {
+	const dropIn = "/etc/systemd/system/" + unit + ".d/50-async.conf"
+	if err := ct.writeFile(dropIn, []byte("[Service]\nEnvironment=NEWSTYLE_DEMO_ASYNC=1h\n")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = ct.exec("rm", "-f", dropIn)
+		_, _ = ct.exec("systemctl", "daemon-reload")
+		_, _ = ct.exec("systemctl", "stop", unit) // the next test starts it afresh
+	})
+	systemctl(t, "daemon-reload")
+	resetFailed(unit)
+	systemctl(t, "restart", unit)
+	pid := running(t)
+
+	// A panic: the record logged just before it was still queued.
+	restarts := atoi(t, "NRestarts", show(t, unit, "NRestarts")["NRestarts"])
+	cursor := ct.mark(t)
+	if status, body, err := get("/panic", 10*time.Second); err == nil {
+		t.Errorf("GET /panic answered %d %q; want the connection dropped by the exit", status, body)
+	}
+	pid2 := restarted(t, pid, restarts, 20*time.Second)
+	entries := ct.waitJournal(t, cursor, 10*time.Second, func(es []entry) bool {
+		return count(es, and(fromPID(pid), withMessage("updating the order counts"))) > 0
+	})
+	if n := count(entries, and(fromPID(pid), withMessage("updating the order counts"))); n != 1 {
+		t.Errorf("%d entries of the record queued before the panic, want 1:\n%s", n, dump(filter(entries, fromPID(pid))))
+	}
+	if n := count(entries, and(fromPID(pid), func(e entry) bool { return e.Get("PRIORITY") == "2" })); n != 1 {
+		t.Errorf("want the panic's crit entry:\n%s", dump(filter(entries, fromPID(pid))))
+	}
+
+	// The watchdog: the warning /hang logs is queued when SIGABRT comes.
+	restarts = atoi(t, "NRestarts", show(t, unit, "NRestarts")["NRestarts"])
+	cursor = ct.mark(t)
+	mustGet(t, "/hang", http.StatusAccepted)
+	restarted(t, pid2, restarts, watchdog+time.Second+warmUp+15*time.Second)
+	const hangMsg = "the state lock is taken for good: the health check will hang"
+	entries = ct.waitJournal(t, cursor, 10*time.Second, func(es []entry) bool {
+		return count(es, and(fromPID(pid2), withMessage(hangMsg))) > 0
+	})
+	if n := count(entries, and(fromPID(pid2), withMessage(hangMsg))); n != 1 {
+		t.Errorf("%d entries of the record queued before the watchdog's SIGABRT, want 1:\n%s", n, dump(filter(entries, fromPID(pid2))))
+	}
+	if n := count(entries, and(fromPID(pid2), withMessage("service: aborted; the stacks of all goroutines follow"))); n != 1 {
+		t.Errorf("want the abort's entry:\n%s", dump(filter(entries, fromPID(pid2))))
+	}
+}
