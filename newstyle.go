@@ -106,8 +106,17 @@ type Options struct {
 	TimeField string
 
 	// SocketPath is journald's socket; empty means
-	// journal.DefaultSocketPath.
+	// journal.DefaultSocketPath, or Namespace's socket when that is set.
 	SocketPath string
+
+	// Namespace is the journal namespace to write to when SocketPath is
+	// empty, as a unit's LogNamespace= names it: records go to
+	// journal.NamespaceSocketPath(Namespace), and journalctl
+	// --namespace=NAME shows them. Empty means the default journal
+	// (journal.DefaultSocketPath). A unit with LogNamespace= does not need
+	// it: systemd mounts the namespace's sockets over the default ones in
+	// the unit's mount namespace.
+	Namespace string
 
 	// SendTimeout bounds how long a record waits for a journald whose
 	// queue is full before it goes to stdout instead (see
@@ -164,8 +173,12 @@ func NewHandler(opts *Options) *Handler {
 		ContextAttrs:   opts.ContextAttrs,
 	})
 	h := &Handler{fallback: fallback, stdout: fallback, sw: &switcher{}}
+	socketPath := opts.SocketPath
+	if socketPath == "" && opts.Namespace != "" {
+		socketPath = journal.NamespaceSocketPath(opts.Namespace)
+	}
 	wopts := &journal.WriterOptions{
-		SocketPath:       opts.SocketPath,
+		SocketPath:       socketPath,
 		SyslogIdentifier: opts.SyslogIdentifier,
 		SendTimeout:      opts.SendTimeout,
 	}

@@ -155,7 +155,7 @@ func TestAsyncDropNewestReports(t *testing.T) {
 	// A report is queued each time the sender has made room, so there may
 	// be several; each Flush delivers those queued before it.
 	var reported, records, reports int
-	for deadline := time.Now().Add(10 * time.Second); reported < dropped && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(10 * time.Second); (reported < dropped || records < sent) && time.Now().Before(deadline); {
 		if err := w.Flush(context.Background()); err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,21 @@ import (
 // /run/systemd/journal.NAME/socket instead.
 const DefaultSocketPath = "/run/systemd/journal/socket"
 
+// NamespaceSocketPath returns the native-protocol socket of the journald of
+// journal namespace name: /run/systemd/journal.NAME/socket, where the
+// entries of a unit with LogNamespace=NAME go (journalctl --namespace=NAME
+// reads them); DefaultSocketPath for "". Inside such a unit systemd mounts
+// that directory over /run/systemd/journal, so DefaultSocketPath reaches
+// the namespace there too. The name is not checked: journald refuses to
+// start for an invalid one, so a Writer for it finds no socket
+// (ErrNoSocket).
+func NamespaceSocketPath(name string) string {
+	if name == "" {
+		return DefaultSocketPath
+	}
+	return "/run/systemd/journal." + name + "/socket"
+}
+
 // DefaultSendTimeout is how long Send waits, by default, for a journald
 // that does not read. journald takes tens of thousands of entries a second,
 // so a queue still full after this long means it is stuck, not busy.

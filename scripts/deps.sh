@@ -11,6 +11,9 @@
 #               (integration/container) and make demo; pinned to the
 #               installed systemd's version, since the archive may offer a
 #               newer one that would upgrade systemd itself
+#   systemd-journal-remote  systemd-journal-remote and -upload, for the
+#               central-journal test (integration/remote_test.go); pinned
+#               likewise
 #
 # It is idempotent: it asks dpkg what is installed, and runs apt-get (update
 # included) only when something is missing.
@@ -34,17 +37,25 @@ for p in "${packages[@]}"; do
 	installed "$p" || missing+=("$p")
 done
 
-# systemd-container at exactly systemd's version (known once systemd is).
-container_missing() {
-	local want
+# Packages built from systemd's source, wanted at exactly systemd's version.
+pinned=(systemd-container systemd-journal-remote)
+
+# pinned_missing prints the pinned packages not installed at systemd's
+# version (known once systemd is).
+pinned_missing() {
+	local want p
 	want=$(dpkg-query -W -f='${Version}' systemd 2>/dev/null) || return 0
-	[ "$(dpkg-query -W -f='${db:Status-Status} ${Version}' systemd-container 2>/dev/null)" != "installed $want" ]
+	for p in "${pinned[@]}"; do
+		[ "$(dpkg-query -W -f='${db:Status-Status} ${Version}' "$p" 2>/dev/null)" = "installed $want" ] || echo "$p"
+	done
 }
 
-[ ${#missing[@]} -gt 0 ] || container_missing || exit 0
+[ ${#missing[@]} -gt 0 ] || [ -n "$(pinned_missing)" ] || exit 0
 
 if [ "$(id -u)" != 0 ]; then
-	echo "deps: missing ${missing[*]} systemd-container: run as root to install them" >&2
+	need=("${missing[@]}")
+	mapfile -t -O ${#need[@]} need < <(pinned_missing)
+	echo "deps: missing ${need[*]}: run as root to install them" >&2
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
@@ -53,8 +64,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 	echo "deps: installing ${missing[*]}"
 	apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
 fi
-if container_missing; then
+mapfile -t pins < <(pinned_missing)
+if [ ${#pins[@]} -gt 0 ]; then
 	version=$(dpkg-query -W -f='${Version}' systemd)
-	echo "deps: installing systemd-container=$version"
-	apt-get install -y --no-install-recommends --allow-downgrades "systemd-container=$version" </dev/null
+	pins=("${pins[@]/%/=$version}")
+	echo "deps: installing ${pins[*]}"
+	apt-get install -y --no-install-recommends --allow-downgrades "${pins[@]}" </dev/null
 fi

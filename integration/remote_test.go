@@ -1,0 +1,542 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/newstyle-go/newstyle"
+	"github.com/newstyle-go/newstyle/internal/testutil"
+	"github.com/newstyle-go/newstyle/journal"
+)
+
+// systemd's way to collect journals from many machines: journal-upload
+// reads the local journal and sends it over HTTP to journal-remote, which
+// writes it to journal files of its own. Here both run on this machine,
+// the remote listening on 127.0.0.1 only.
+const (
+	journalRemotePath = "/lib/systemd/systemd-journal-remote"
+	journalUploadPath = "/lib/systemd/systemd-journal-upload"
+
+	// remoteArriveTimeout bounds the wait for every entry to be in the
+	// central journal; a 16 MiB entry takes a few seconds.
+	remoteArriveTimeout = 2 * time.Minute
+)
+
+// TestRemoteJournal logs through journal.Writer and a newstyle logger to
+// the local journald while systemd-journal-upload ships the local journal
+// to a systemd-journal-remote on loopback, and checks each entry in the
+// central journal, field by field and byte for byte, against what was sent
+// and against the local journal's copy: a 40-line TRACEBACK, a field sent
+// three times (its values in their order), a value with a NUL, bytes that
+// are not UTF-8 and a newline, a trace's ids from the record's context, and
+// a 16 MiB entry that went by memfd.
+func TestRemoteJournal(t *testing.T) {
+	for _, path := range []string{journalRemotePath, journalUploadPath} {
+		if _, err := os.Stat(path); err != nil {
+			t.Fatalf("%v: package systemd-journal-remote, pinned to systemd's version, is needed "+
+				"(scripts/deps.sh installs it)", err)
+		}
+	}
+	// Registered before the daemons start, so removed after they stop.
+	dir := t.TempDir()
+	outDir := filepath.Join(dir, "remote")
+	if err := os.Mkdir(outDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stateFile := filepath.Join(dir, "upload.state")
+
+	ident := uniqueIdent(t)
+	w := newWriter(t, journal.WriterOptions{SyslogIdentifier: ident})
+
+	// Only what is logged from this marker on is uploaded (--after-cursor):
+	// the local journal may hold many entries of earlier tests. (The
+	// journal-upload of systemd 252 uploads the cursor's entry too.)
+	const marker = "remote: marker"
+	if err := w.Send(marker, journal.PriInfo); err != nil {
+		t.Fatal(err)
+	}
+	marks := waitEntries(t, query{ident: ident}, 1)
+	if len(marks) != 1 {
+		t.Fatalf("local journal has %d entries for %s, want the marker", len(marks), ident)
+	}
+	cursor, err := marks[0].Value("__CURSOR")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	remote, port := startJournalRemote(t, outDir)
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	upload := startRemoteDaemon(t, journalUploadPath,
+		"--url="+url, "--save-state="+stateFile, "--after-cursor="+cursor)
+	t.Logf("%s --listen-http=127.0.0.1:%d --output=%s/", journalRemotePath, port, outDir)
+	t.Logf("%s --url=%s --save-state=%s --after-cursor=…", journalUploadPath, url, stateFile)
+
+	// What is sent, in order; want holds each entry's fields (a name's
+	// values in order) besides SYSLOG_IDENTIFIER.
+	type sent struct {
+		message string
+		want    map[string][]string
+	}
+	var entries []sent
+	start := time.Now()
+
+	// Through journal.Writer.
+	var traceback strings.Builder // 40 lines
+	for i := 1; i <= 40; i++ {
+		fmt.Fprintf(&traceback, "\tline %02d of the traceback: github.com/acme/app.step%02d(0x%x)\n", i, i, i*0x40)
+	}
+	tb := traceback.String()
+	send := func(message string, pri journal.Priority, want map[string][]string, fields ...journal.Field) {
+		t.Helper()
+		if err := w.Send(message, pri, fields...); err != nil {
+			t.Fatalf("Send %q: %v", message, err)
+		}
+		want["MESSAGE"] = []string{message}
+		want["PRIORITY"] = []string{strconv.Itoa(int(pri))}
+		entries = append(entries, sent{message, want})
+	}
+	send("remote: a traceback\nin a multi-line message", journal.PriErr,
+		map[string][]string{"TRACEBACK": {tb}},
+		journal.StringField("TRACEBACK", tb))
+	// Values of this test alone: journald stores a value once per file and
+	// lists an entry's values in the order the file got them.
+	repeated := []string{ident + " third-sorted zulu", ident + " first-sorted alpha", ident + " second-sorted mike"}
+	send("remote: a field three times", journal.PriNotice,
+		map[string][]string{"TAG": repeated},
+		journal.StringField("TAG", repeated[0]),
+		journal.StringField("TAG", repeated[1]),
+		journal.StringField("TAG", repeated[2]))
+	raw := "NUL:\x00 FF FE:\xff\xfe newline:\nend"
+	send("remote: bytes", journal.PriInfo,
+		map[string][]string{"RAW": {raw}},
+		journal.Field{Name: "RAW", Value: []byte(raw)})
+
+	// Through a newstyle logger, the trace's ids from the context.
+	stack := tb
+	h := newstyle.NewHandler(&newstyle.Options{
+		Target:           newstyle.TargetJournal,
+		SyslogIdentifier: ident,
+		ContextAttrs:     remoteTraceAttrs,
+		Stdout:           failWriter{t},
+	})
+	t.Cleanup(func() { _ = h.Close() })
+	ctx := withRemoteTrace(context.Background(), remoteTrace{
+		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7", Flags: "01",
+	})
+	const slogMsg = "remote: through slog"
+	slog.New(h).ErrorContext(ctx, slogMsg, "err", &stackError{msg: "disk on fire", stack: []byte(stack)}, "order", "A-1042")
+	if st, ok := h.JournalStats(); !ok || st.Entries != 1 || st.Errors.Total() != 0 {
+		t.Fatalf("logger's JournalStats() = %+v, %v; want 1 entry, no errors", st, ok)
+	}
+	entries = append(entries, sent{slogMsg, map[string][]string{
+		"MESSAGE":     {slogMsg},
+		"PRIORITY":    {"3"},
+		"ERR":         {"disk on fire"},
+		"TRACEBACK":   {stack},
+		"ORDER":       {"A-1042"},
+		"TRACE_ID":    {"4bf92f3577b34da6a3ce929d0e0e4736"},
+		"SPAN_ID":     {"00f067aa0ba902b7"},
+		"TRACE_FLAGS": {"01"},
+	}})
+	smallSent := len(entries)
+
+	// waitRemote waits, reading MESSAGE alone (cheap), until the central
+	// journal has the entries of messages, and returns how long it took
+	// from since.
+	waitRemote := func(since time.Time, messages []string) time.Duration {
+		t.Helper()
+		deadline := time.Now().Add(remoteArriveTimeout)
+		for {
+			es, err := readRemoteJournal(outDir, ident, []string{"MESSAGE"})
+			if err == nil {
+				got := make(map[string]bool)
+				for _, e := range es {
+					got[e.Get("MESSAGE")] = true
+				}
+				if !slices.ContainsFunc(messages, func(m string) bool { return !got[m] }) {
+					return time.Since(since)
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after %v the central journal has %d entries for %s (%v), want those of %q; "+
+					"journal-remote's output:\n%s\njournal-upload's output:\n%s",
+					remoteArriveTimeout, len(es), ident, err, messages, remote.output, upload.output)
+			}
+			select {
+			case <-remote.exited:
+				t.Fatalf("journal-remote exited (%v); its output:\n%s", remote.waitErr, remote.output)
+			case <-upload.exited:
+				t.Fatalf("journal-upload exited (%v); its output:\n%s", upload.waitErr, upload.output)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	var small []string
+	for _, s := range entries {
+		small = append(small, s.message)
+	}
+	smallAt := waitRemote(start, small)
+
+	// 16 MiB, too large for a datagram: by memfd.
+	payload := randomValue(16<<20, false)
+	sum := sha256.Sum256(payload)
+	before := w.Stats().Memfd
+	bigStart := time.Now()
+	send("remote: 16 MiB", journal.PriInfo,
+		map[string][]string{"PAYLOAD": {string(payload)}, "PAYLOAD_SHA256": {hex.EncodeToString(sum[:])}},
+		journal.Field{Name: "PAYLOAD", Value: payload},
+		journal.StringField("PAYLOAD_SHA256", hex.EncodeToString(sum[:])))
+	if got := w.Stats().Memfd - before; got != 1 {
+		t.Fatalf("the 16 MiB entry went by memfd %d times, want once", got)
+	}
+	bigSent := time.Now()
+	bigAt := waitRemote(bigSent, []string{"remote: 16 MiB"})
+	t.Logf("in the central journal: the %d small entries %v after the first was sent; "+
+		"the 16 MiB entry (Send took %v) %v after its Send returned",
+		smallSent, smallAt.Round(time.Millisecond), bigSent.Sub(bigStart).Round(time.Millisecond), bigAt.Round(time.Millisecond))
+
+	// journal-upload keeps following the journal: it is still running.
+	select {
+	case <-upload.exited:
+		t.Errorf("journal-upload exited by itself (%v); it follows the journal by default", upload.waitErr)
+	default:
+	}
+
+	got, err := readRemoteJournal(outDir, ident, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) > 0 && got[0].Get("MESSAGE") == marker {
+		t.Logf("the marker, the entry of --after-cursor's cursor, was uploaded too")
+		got = got[1:]
+	}
+	if len(got) != len(entries) {
+		for _, e := range got {
+			t.Logf("central journal: MESSAGE=%s", short(bytes.Join(e["MESSAGE"], []byte("|"))))
+		}
+		t.Fatalf("central journal has %d entries for %s after the marker, want %d", len(got), ident, len(entries))
+	}
+	local, err := readJournal(query{ident: ident})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(local) != len(entries)+1 {
+		t.Fatalf("local journal has %d entries for %s, want %d", len(local), ident, len(entries)+1)
+	}
+	local = local[1:] // the marker
+	for i, s := range entries {
+		e := got[i]
+		t.Run(strings.TrimPrefix(strings.SplitN(s.message, "\n", 2)[0], "remote: "), func(t *testing.T) {
+			// What was sent, byte for byte, and nothing else a client sets.
+			want := s.want
+			want["SYSLOG_IDENTIFIER"] = []string{ident}
+			for name, values := range want {
+				gotValues := e[name]
+				if len(gotValues) != len(values) {
+					t.Errorf("%s has %d values, want %d", name, len(gotValues), len(values))
+					continue
+				}
+				for j, v := range values {
+					if string(gotValues[j]) != v {
+						t.Errorf("%s value %d = %s, want %s", name, j, short(gotValues[j]), short([]byte(v)))
+					}
+				}
+			}
+			for name, values := range e {
+				if _, ok := want[name]; !ok && !strings.HasPrefix(name, "_") {
+					t.Errorf("unexpected field %s = %s", name, short(bytes.Join(values, []byte("|"))))
+				}
+			}
+			// The sender's trusted fields, as journald stamped them.
+			for name, value := range map[string]string{
+				"_TRANSPORT": "journal",
+				"_PID":       strconv.Itoa(os.Getpid()),
+				"_UID":       strconv.Itoa(os.Getuid()),
+			} {
+				if v, err := e.Value(name); err != nil || v != value {
+					t.Errorf("%s = %q (%v), want %q", name, v, err, value)
+				}
+			}
+			for _, name := range []string{"_HOSTNAME", "_BOOT_ID", "_MACHINE_ID", "_COMM", "__REALTIME_TIMESTAMP"} {
+				if !e.Has(name) {
+					t.Errorf("no field %s", name)
+				}
+			}
+			// Every field of the local entry, but its cursor, is the same.
+			l := local[i]
+			names := slices.Sorted(maps.Keys(l))
+			for n := range e {
+				if _, ok := l[n]; !ok {
+					names = append(names, n)
+				}
+			}
+			for _, name := range names {
+				if name == "__CURSOR" {
+					continue
+				}
+				lv, rv := bytes.Join(l[name], []byte{0, '|', 0}), bytes.Join(e[name], []byte{0, '|', 0})
+				if len(l[name]) != len(e[name]) || !bytes.Equal(lv, rv) {
+					t.Errorf("%s: local journal has %s, central journal %s", name, short(lv), short(rv))
+				}
+			}
+		})
+	}
+	if v := got[len(got)-1]["PAYLOAD"]; len(v) == 1 {
+		if s := sha256.Sum256(v[0]); s != sum {
+			t.Errorf("PAYLOAD's sha256 in the central journal = %x, want %x", s, sum)
+		}
+		t.Logf("PAYLOAD in the central journal: %d bytes, sha256 as sent", len(v[0]))
+	}
+
+	// Both stop cleanly on SIGTERM.
+	if err := upload.stop(); err != nil {
+		t.Error(err)
+	}
+	if err := remote.stop(); err != nil {
+		t.Error(err)
+	}
+	size, files := dirSize(t, outDir)
+	t.Logf("central journal: %d file(s), %d bytes on disk; journal-remote said: %q; state file: %s",
+		files, size, strings.TrimSpace(remote.output.String()), fileState(stateFile))
+}
+
+// remoteTrace is a trace's ids and flags in a context: a stand-in, as
+// testutil.Trace is, for an OpenTelemetry span context.
+type remoteTrace struct{ TraceID, SpanID, Flags string }
+
+type remoteTraceKey struct{}
+
+func withRemoteTrace(ctx context.Context, tr remoteTrace) context.Context {
+	return context.WithValue(ctx, remoteTraceKey{}, tr)
+}
+
+// remoteTraceAttrs is a ContextAttrs hook: trace_id, span_id and
+// trace_flags from a context made by withRemoteTrace.
+func remoteTraceAttrs(ctx context.Context, dst []slog.Attr) []slog.Attr {
+	tr, ok := ctx.Value(remoteTraceKey{}).(remoteTrace)
+	if !ok {
+		return dst
+	}
+	return append(dst, slog.String("trace_id", tr.TraceID), slog.String("span_id", tr.SpanID),
+		slog.String("trace_flags", tr.Flags))
+}
+
+// remoteDaemon is a systemd-journal-remote or -upload the test started.
+type remoteDaemon struct {
+	name    string
+	cmd     *exec.Cmd
+	output  *testutil.Buffer
+	exited  chan struct{}
+	waitErr error // read after exited is closed
+}
+
+// startRemoteDaemon starts path with args, its own messages on its
+// stderr (not the journal it may be reading); it is stopped when the test
+// ends, however it ends.
+func startRemoteDaemon(t *testing.T, path string, args ...string) *remoteDaemon {
+	t.Helper()
+	d, err := launchRemoteDaemon(path, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return d
+}
+
+func launchRemoteDaemon(path string, args ...string) (*remoteDaemon, error) {
+	d := &remoteDaemon{
+		name:   filepath.Base(path),
+		cmd:    exec.Command(path, args...),
+		output: new(testutil.Buffer),
+		exited: make(chan struct{}),
+	}
+	d.cmd.Env = append(os.Environ(), "SYSTEMD_LOG_TARGET=console")
+	d.cmd.Stdout, d.cmd.Stderr = d.output, d.output
+	if err := d.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", path, err)
+	}
+	go func() {
+		d.waitErr = d.cmd.Wait()
+		close(d.exited)
+	}()
+	return d, nil
+}
+
+// stop stops the daemon with SIGTERM (SIGKILL after 10 s) and reports an
+// exit other than a clean one. Stopping twice is not an error.
+func (d *remoteDaemon) stop() error {
+	select {
+	case <-d.exited:
+		return nil
+	default:
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+		if d.waitErr != nil {
+			return fmt.Errorf("%s[%d]: %v; its output:\n%s", d.name, d.cmd.Process.Pid, d.waitErr, d.output)
+		}
+		return nil
+	case <-time.After(10 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.exited
+		return fmt.Errorf("%s[%d] did not exit within 10s of SIGTERM; its output:\n%s", d.name, d.cmd.Process.Pid, d.output)
+	}
+}
+
+// startJournalRemote starts systemd-journal-remote writing to dir and
+// listening for HTTP on a free port of 127.0.0.1, and returns once it
+// accepts connections. The port is chosen here, so another program may
+// take it in between: then it tries another.
+func startJournalRemote(t *testing.T, dir string) (*remoteDaemon, int) {
+	t.Helper()
+	var lastErr error
+	for range 3 {
+		port, err := freeLoopbackPort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := launchRemoteDaemon(journalRemotePath,
+			"--listen-http=127.0.0.1:"+strconv.Itoa(port), "--output="+dir+"/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lastErr = waitTCP(d, port); lastErr == nil {
+			t.Cleanup(func() {
+				if err := d.stop(); err != nil {
+					t.Error(err)
+				}
+			})
+			return d, port
+		}
+		_ = d.stop()
+		if !strings.Contains(d.output.String(), "in use") {
+			break
+		}
+	}
+	t.Fatal(lastErr)
+	return nil, 0
+}
+
+// freeLoopbackPort returns a TCP port of 127.0.0.1 that nothing listened
+// on a moment ago.
+func freeLoopbackPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitTCP waits up to 10 s until d accepts connections on 127.0.0.1:port.
+func waitTCP(d *remoteDaemon, port int) error {
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-d.exited:
+			return fmt.Errorf("%s exited (%v) before listening on %s; its output:\n%s", d.name, d.waitErr, addr, d.output)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not listening on %s after 10s; its output:\n%s", d.name, addr, d.output)
+		}
+	}
+}
+
+// readRemoteJournal runs journalctl --directory=dir -o json --all for
+// SYSLOG_IDENTIFIER ident (only fields, when not nil) and decodes its
+// output.
+func readRemoteJournal(dir, ident string, fields []string) ([]entry, error) {
+	args := []string{"--directory=" + dir, "-o", "json", "--all", "--no-pager", "--quiet", "-t", ident}
+	if fields != nil {
+		args = append(args, "--output-fields="+strings.Join(fields, ","))
+	}
+	cmd := exec.Command("journalctl", args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	entries, decodeErr := testutil.DecodeJournal(out, fields)
+	if decodeErr != nil {
+		_, _ = io.Copy(io.Discard, out)
+	}
+	if err := cmd.Wait(); err != nil {
+		return nil, fmt.Errorf("%s: %v: %s", strings.Join(cmd.Args, " "), err, stderr.Bytes())
+	}
+	return entries, decodeErr
+}
+
+// short quotes a value for a failure message, cut to 200 bytes.
+func short(v []byte) string {
+	if len(v) > 200 {
+		return fmt.Sprintf("%q… (%d bytes)", v[:200], len(v))
+	}
+	return strconv.Quote(string(v))
+}
+
+// dirSize returns the bytes on disk and the number of files under dir.
+func dirSize(t *testing.T, dir string) (size int64, files int) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, de fs.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			return err
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(path, &st); err != nil {
+			return err
+		}
+		size += st.Blocks * 512
+		files++
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	return size, files
+}
+
+// fileState says whether path exists and how large it is.
+func fileState(path string) string {
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "none"
+	} else if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("%d bytes", st.Size())
+}
