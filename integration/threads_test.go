@@ -168,8 +168,15 @@ func TestStalledJournaldThreads(t *testing.T) {
 				if peak > maxThreads {
 					t.Errorf("peak of %d OS threads, want at most %d", peak, maxThreads)
 				}
-				if sum.Slowest > sendTimeout+margin {
-					t.Errorf("slowest call took %v, want at most %v + %v", sum.Slowest, sendTimeout, margin)
+				// A record through the logger waits at most SendTimeout
+				// for the journal, then WriteTimeout (the same here) for
+				// stdout.
+				bound := sendTimeout
+				if via == "logger" {
+					bound += sendTimeout
+				}
+				if sum.Slowest > bound+margin {
+					t.Errorf("slowest call took %v, want at most %v + %v", sum.Slowest, bound, margin)
 				}
 				if sum.Other != 0 || sum.OK+sum.Timeout != int64(n) {
 					t.Errorf("%d ok + %d timed out of %d calls; %d other errors (%s)", sum.OK, sum.Timeout, n, sum.Other, sum.OtherErr)

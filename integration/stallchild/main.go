@@ -47,7 +47,10 @@ func main() {
 		stats = w.Stats
 		dropped = func() uint64 { return 0 }
 	case "logger":
-		h := newstyle.NewHandler(&newstyle.Options{Target: newstyle.TargetJournal, SyslogIdentifier: *ident, SendTimeout: *timeout})
+		// The record's bound: SendTimeout for the journal, then as much
+		// for stdout.
+		h := newstyle.NewHandler(&newstyle.Options{Target: newstyle.TargetJournal, SyslogIdentifier: *ident,
+			SendTimeout: *timeout, WriteTimeout: *timeout})
 		defer h.Close()
 		l := slog.New(h)
 		send = func(id int) error {
