@@ -335,18 +335,22 @@ func (q *asyncQueue) run() {
 		q.inflight = len(batch)
 		q.mu.Unlock()
 
-		q.sendBatch(batch, ends)
+		delivered := q.sendBatch(batch, ends)
 
 		q.mu.Lock()
 		q.spareBuf, q.spareEnds = batch, ends
-		q.reportDropsLocked()
+		if delivered {
+			// journald takes entries: the report will reach it. While it
+			// does not, reports would only fail and report themselves.
+			q.reportDropsLocked()
+		}
 		q.mu.Unlock()
 	}
 }
 
 // sendBatch sends batch, whose entries end at ends, in datagrams of whole
-// entries.
-func (q *asyncQueue) sendBatch(batch []byte, ends []int) {
+// entries, and reports whether journald took the last one.
+func (q *asyncQueue) sendBatch(batch []byte, ends []int) (delivered bool) {
 	start, first := 0, 0
 	for i, end := range ends {
 		next := len(batch)
@@ -356,23 +360,26 @@ func (q *asyncQueue) sendBatch(batch []byte, ends []int) {
 		if i+1 < len(ends) && next-start <= maxBatchBytes {
 			continue // the next entry fits in this datagram too
 		}
-		q.sendDatagram(batch[start:end-1], i+1-first)
+		delivered = q.sendDatagram(batch[start:end-1], i+1-first)
 		start, first = end, i+1
 	}
+	return delivered
 }
 
 // sendDatagram sends one datagram of n entries, separated by empty lines,
-// and finishes them: counted, reported to whoever waits for them.
-func (q *asyncQueue) sendDatagram(data []byte, n int) {
-	err := q.deliver(data)
+// finishes them (counted, reported to whoever waits for them), and
+// reports whether journald took it.
+func (q *asyncQueue) sendDatagram(data []byte, n int) bool {
+	viaFile, err := q.deliver(data)
 	st := &q.w.stats
+	var lost uint64
 	if err == nil {
-		st.sentBatch(len(data), n)
+		st.sentBatch(len(data), n, viaFile)
 	} else {
 		for i := 0; i < n; i++ {
 			st.fail(err)
 		}
-		q.undelivered(data, err)
+		lost = q.undelivered(data, err)
 	}
 	q.mu.Lock()
 	q.inflight -= len(data) + 1
@@ -385,16 +392,15 @@ func (q *asyncQueue) sendDatagram(data []byte, n int) {
 		close(q.room)
 		q.room = nil
 	}
-	if err != nil {
-		q.dropped += uint64(n)
-	}
+	q.dropped += lost
 	q.mu.Unlock()
+	return err == nil
 }
 
 // deliver sends a datagram, waiting for a stalled journald as long as it
 // takes: entries that Send has queued are not given up while journald
 // only stalls. A Writer being closed waits until its deadline.
-func (q *asyncQueue) deliver(data []byte) error {
+func (q *asyncQueue) deliver(data []byte) (viaFile bool, err error) {
 	for {
 		wait := time.Second
 		q.mu.Lock()
@@ -403,20 +409,21 @@ func (q *asyncQueue) deliver(data []byte) error {
 		if closing {
 			wait = time.Until(deadline)
 			if wait <= 0 {
-				return &sendError{kind: ErrTimeout, path: q.w.path}
+				return false, &sendError{kind: ErrTimeout, path: q.w.path}
 			}
 		}
-		_, err := q.w.sock.send(data, wait)
+		viaFile, err = q.w.sock.send(data, wait)
 		if err == nil || !errors.Is(err, ErrTimeout) {
-			return err
+			return viaFile, err
 		}
 	}
 }
 
 // reportDropsLocked queues the report of dropped entries, now that the
-// queue has room for it.
+// queue has room for it and journald takes entries, to be sent at once,
+// without lingering: also when the Writer is being closed.
 func (q *asyncQueue) reportDropsLocked() {
-	if q.dropped == 0 || q.closing {
+	if q.dropped == 0 {
 		return
 	}
 	n := q.dropped
@@ -430,18 +437,20 @@ func (q *asyncQueue) reportDropsLocked() {
 	b = strconv.AppendUint(b, n, 10)
 	b = append(b, '\n')
 	q.appendLocked(b)
+	q.firstAt = time.Time{} // no linger: the loss is news now
 }
 
 // undelivered gives the entries of a datagram journald did not take to
-// OnUndelivered.
-func (q *asyncQueue) undelivered(data []byte, err error) {
-	if q.undeliv == nil {
-		return
-	}
+// OnUndelivered, and returns how many entries they stand for: one each,
+// and for a drop report, the entries it reported, which are to be
+// reported again.
+func (q *asyncQueue) undelivered(data []byte, err error) (lost uint64) {
 	var fields []Field
 	for len(data) > 0 {
 		var msg string
 		pri := PriInfo
+		var report bool
+		var reported uint64
 		fields = fields[:0]
 		data = decodeEntry(data, func(name string, value []byte) {
 			switch name {
@@ -453,10 +462,24 @@ func (q *asyncQueue) undelivered(data []byte, err error) {
 				}
 			default:
 				fields = append(fields, Field{Name: name, Value: value})
+				switch name {
+				case "MESSAGE_ID":
+					report = string(value) == DroppedMessageID
+				case "NEWSTYLE_DROPPED":
+					reported, _ = strconv.ParseUint(string(value), 10, 64)
+				}
 			}
 		})
-		q.undeliv(msg, pri, fields, err)
+		if report && reported > 0 {
+			lost += reported
+		} else {
+			lost++
+		}
+		if q.undeliv != nil {
+			q.undeliv(msg, pri, fields, err)
+		}
 	}
+	return lost
 }
 
 // decodeEntry reads one entry of this package's encoding from data,

@@ -85,9 +85,12 @@ func (c *counters) sent(n int, viaFile bool) {
 }
 
 // sentBatch counts a datagram of entries entries, size bytes.
-func (c *counters) sentBatch(size, entries int) {
+func (c *counters) sentBatch(size, entries int, viaFile bool) {
 	c.entries.Add(uint64(entries))
 	c.bytes.Add(uint64(size))
+	if viaFile {
+		c.memfd.Add(1)
+	}
 	c.datagrams.Add(1)
 	c.batches[min(bits.Len(uint(entries))-1, len(c.batches)-1)].Add(1)
 }
