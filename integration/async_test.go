@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -142,34 +141,6 @@ func TestAsyncManyGoroutines(t *testing.T) {
 		t.Errorf("of %d entries sent: %d missing, %d duplicated, %d out of order, %d unexpected; journal holds %d",
 			total, missing, dup, disorder, bad, len(entries))
 	}
-}
-
-// stopSystemJournald stops systemJournald with SIGSTOP, and returns once
-// it is stopped. The function it returns continues it (once); it runs
-// when the test ends in any case.
-func stopSystemJournald(t *testing.T) (resume func()) {
-	t.Helper()
-	j := systemJournald
-	if err := j.signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	resume = func() {
-		once.Do(func() {
-			if err := j.signal(syscall.SIGCONT); err != nil {
-				t.Error(err)
-				return
-			}
-			if err := j.waitState(func(s byte) bool { return s != 'T' }); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	t.Cleanup(resume)
-	if err := j.waitState(func(s byte) bool { return s == 'T' }); err != nil {
-		t.Fatal(err)
-	}
-	return resume
 }
 
 // TestAsyncStoppedJournald stops journald with SIGSTOP under an

@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -324,4 +325,32 @@ func uniqueIdent(t *testing.T) string {
 		return '-'
 	}, t.Name())
 	return fmt.Sprintf("it-%s-%d-%d", name, os.Getpid(), time.Now().UnixNano())
+}
+
+// stopSystemJournald stops systemJournald with SIGSTOP, and returns once
+// it is stopped. The function it returns continues it (once); it runs
+// when the test ends in any case.
+func stopSystemJournald(t *testing.T) (resume func()) {
+	t.Helper()
+	j := systemJournald
+	if err := j.signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	resume = func() {
+		once.Do(func() {
+			if err := j.signal(syscall.SIGCONT); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := j.waitState(func(s byte) bool { return s != 'T' }); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(resume)
+	if err := j.waitState(func(s byte) bool { return s == 'T' }); err != nil {
+		t.Fatal(err)
+	}
+	return resume
 }

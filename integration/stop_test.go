@@ -5,7 +5,6 @@ package integration
 import (
 	"errors"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,23 +33,7 @@ func TestJournaldStopped(t *testing.T) {
 		return time.Since(start), err
 	}
 
-	j := systemJournald
-	if err := j.signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	stopped := true
-	cont := func() {
-		if stopped {
-			stopped = false
-			if err := j.signal(syscall.SIGCONT); err != nil {
-				t.Error(err)
-			}
-		}
-	}
-	defer cont()
-	if err := j.waitState(func(s byte) bool { return s == 'T' }); err != nil {
-		t.Fatal(err)
-	}
+	cont := stopSystemJournald(t)
 
 	// Fill the queue; then sends time out. Two in a row, to see that a
 	// timed-out send leaves the Writer as it was.

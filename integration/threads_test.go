@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -100,23 +99,7 @@ func TestStalledJournaldThreads(t *testing.T) {
 		for _, n := range []int{20000, 40000} {
 			t.Run(via+"/"+strconv.Itoa(n), func(t *testing.T) {
 				ident := uniqueIdent(t)
-				j := systemJournald
-				if err := j.signal(syscall.SIGSTOP); err != nil {
-					t.Fatal(err)
-				}
-				stopped := true
-				cont := func() {
-					if stopped {
-						stopped = false
-						if err := j.signal(syscall.SIGCONT); err != nil {
-							t.Error(err)
-						}
-					}
-				}
-				defer cont()
-				if err := j.waitState(func(s byte) bool { return s == 'T' }); err != nil {
-					t.Fatal(err)
-				}
+				cont := stopSystemJournald(t)
 
 				cmd := exec.Command(bin, "-via", via, "-n", strconv.Itoa(n), "-ident", ident, "-timeout", sendTimeout.String())
 				var stderr bytes.Buffer
