@@ -5,7 +5,11 @@
 #   alloc        the allocation counts, without -race
 #   unit-floor   the unit tests again with the oldest Go the module
 #                supports (go.mod's go line; fetched through the module proxy)
-#   integration  against a real systemd-journald in a private namespace
+#   otel         the otel module (trace ids from OpenTelemetry spans)
+#   integration  against a real systemd-journald in a private namespace,
+#                journal-upload → journal-remote included
+#   otelcol      the OpenTelemetry Collector's journald receiver, built
+#                from Go modules, against a private journald
 #   bench-check  the benchmark module's own checks, in a private namespace
 #   container    cmd/newstyle-demo under a real systemd booted with
 #                systemd-nspawn (root)
@@ -39,12 +43,12 @@ DEMO_IDENT := journal-writer-example
 # sync.Pool drops items on purpose, so they run in a pass of their own.
 ALLOC_TESTS := Allocations$$
 
-.PHONY: deps test vet unit alloc unit-floor integration bench-check container demo bench bench-e2e fuzz
+.PHONY: deps test vet unit alloc unit-floor otel integration otelcol bench-check container demo bench bench-e2e fuzz
 
 deps:
 	scripts/deps.sh
 
-test: deps vet unit alloc unit-floor integration bench-check container
+test: deps vet unit alloc unit-floor otel integration otelcol bench-check container
 
 vet:
 	$(GO) vet ./...
@@ -61,8 +65,22 @@ alloc:
 unit-floor:
 	GOTOOLCHAIN=$(GO_FLOOR) $(GO) test -count=1 ./...
 
+# The otel module (its own go.mod: the core never depends on
+# OpenTelemetry), with the newest Go and the oldest supported.
+otel:
+	cd otel && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+	cd otel && GOTOOLCHAIN=$(GO_FLOOR) $(GO) test -count=1 ./...
+
 integration: deps
 	$(PRIVATE_NS) $(GO) test -race -tags integration -count=1 ./integration/...
+
+# The OpenTelemetry Collector (journald receiver, transform, file
+# exporter), built from Go modules (integration/otelcol, a module of its
+# own), against a private journald, with the shipped config. Its first
+# build on a fresh machine takes about 5 minutes and 1 GB of memory.
+otelcol: deps
+	cd integration/otelcol && $(GO) vet -tags integration ./...
+	$(PRIVATE_NS) --journald sh -c 'cd integration/otelcol && $(GO) test -tags integration -count=1 -timeout 30m ./...'
 
 # Each client of the benchmarks sends the workload it claims to, byte for
 # byte.
