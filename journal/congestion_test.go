@@ -16,8 +16,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/newstyle-go/newstyle/journaltest"
 	"github.com/newstyle-go/newstyle/internal/testutil"
+	"github.com/newstyle-go/newstyle/journaltest"
 )
 
 // threadCount reads the process's OS thread count from /proc.
