@@ -132,10 +132,13 @@ func TestAsyncDropNewestReports(t *testing.T) {
 	srv := journaltest.NewServer(t)
 	w := newAsyncWriter(t, srv.Path(), 5*time.Second, AsyncOptions{QueueBytes: 32 << 10, OnFull: DropNewest})
 	srv.Pause()
+	// Entries of 1 KiB, until 1,000 were dropped: journald's socket queue
+	// takes 10 datagrams of up to 256 KiB before the Writer's fills.
+	pad := Field{Name: "PAD", Value: bytes.Repeat([]byte("p"), 1<<10)}
 	sent, dropped := 0, 0
-	for i := 0; i < 2000; i++ {
+	for i := 0; i < 100000 && dropped < 1000; i++ {
 		start := time.Now()
-		err := w.Send("maybe dropped", PriInfo, Field{Name: "G", Value: []byte("0")}, Field{Name: "SEQ", Value: strconv.AppendInt(nil, int64(i), 10)})
+		err := w.Send("maybe dropped", PriInfo, Field{Name: "G", Value: []byte("0")}, Field{Name: "SEQ", Value: strconv.AppendInt(nil, int64(i), 10)}, pad)
 		if took := time.Since(start); took > 100*time.Millisecond {
 			t.Fatalf("a DropNewest Send waited %v", took)
 		}
