@@ -15,7 +15,8 @@
 //
 // Options.Target or the environment variable NEWSTYLE_LOG_TARGET
 // ("journal", "stdout" or "auto") force the choice; Detect says what was
-// chosen and why.
+// chosen and why. Handler.SetTarget changes it while the program runs
+// (package service does so for systemctl service-log-target).
 //
 // When a record cannot be sent to the journal at run time (journald gone,
 // its socket made unreachable, stuck), that record is written to stdout
@@ -26,9 +27,13 @@ package newstyle
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/newstyle-go/newstyle/journal"
@@ -51,6 +56,7 @@ const (
 	TargetAuto    Target = iota // decide by JOURNAL_STREAM and the socket (see Detect)
 	TargetJournal               // journald's native socket
 	TargetStdout                // <N>-prefixed lines on stdout
+	TargetNull                  // nowhere: every record is dropped (systemd's log target "null")
 )
 
 func (t Target) String() string {
@@ -59,6 +65,8 @@ func (t Target) String() string {
 		return "journal"
 	case TargetStdout:
 		return "stdout"
+	case TargetNull:
+		return "null"
 	}
 	return "auto"
 }
@@ -66,8 +74,9 @@ func (t Target) String() string {
 // Options configure NewHandler. The zero value is ready to use.
 type Options struct {
 	// Target forces where records go; TargetAuto decides by itself. The
-	// environment variable NEWSTYLE_LOG_TARGET, when set, overrides it:
-	// it is the operator's word, given in the unit file.
+	// environment variable NEWSTYLE_LOG_TARGET, when set to journal or
+	// stdout, overrides it: it is the operator's word, given in the unit
+	// file. Handler.SetTarget changes it at run time.
 	Target Target
 
 	// Level is the lowest level logged; nil means slog.LevelInfo.
@@ -172,7 +181,7 @@ func NewHandler(opts *Options) *Handler {
 		WriteTimeout:   opts.WriteTimeout,
 		ContextAttrs:   opts.ContextAttrs,
 	})
-	h := &Handler{fallback: fallback, stdout: fallback, sw: &switcher{}}
+	h := &Handler{fallback: fallback, stdout: fallback, sw: &switcher{fallback: fallback}}
 	socketPath := opts.SocketPath
 	if socketPath == "" && opts.Namespace != "" {
 		socketPath = journal.NamespaceSocketPath(opts.Namespace)
@@ -185,8 +194,9 @@ func NewHandler(opts *Options) *Handler {
 	if opts.Async != nil {
 		a := *opts.Async
 		user := a.OnUndelivered
+		sw := h.sw
 		a.OnUndelivered = func(msg string, pri journal.Priority, fields []journal.Field, err error) {
-			h.sw.count()
+			sw.count()
 			undeliveredToStdout(fallback, msg, pri, fields)
 			if user != nil {
 				user(msg, pri, fields, err)
@@ -194,17 +204,7 @@ func NewHandler(opts *Options) *Handler {
 		}
 		wopts.Async = &a
 	}
-	w, err := journal.NewWriter(wopts)
-	if err != nil {
-		h.detection = Detection{Target: TargetStdout, Reason: err.Error()}
-		return h
-	}
-	h.detection = detect(opts.Target, w)
-	if h.detection.Target != TargetJournal {
-		w.Close()
-		return h
-	}
-	h.journal = journal.NewHandler(w, &journal.HandlerOptions{
+	hopts := &journal.HandlerOptions{
 		Level:          opts.Level,
 		AddSource:      opts.AddSource,
 		ReplaceAttr:    opts.ReplaceAttr,
@@ -212,10 +212,50 @@ func NewHandler(opts *Options) *Handler {
 		StackLevel:     opts.StackLevel,
 		TimeField:      opts.TimeField,
 		ContextAttrs:   opts.ContextAttrs,
-	})
-	h.writer = w
-	h.sw.journal, h.sw.fallback = h.journal, h.fallback
+	}
+	// The journal's side is made now when the journal is the target, or
+	// later, by SetTarget, when it becomes one: a Handler on stdout holds
+	// no socket.
+	h.sw.makeJournal = func() (*journalSide, error) {
+		w, err := journal.NewWriter(wopts)
+		if err != nil {
+			return nil, err
+		}
+		return &journalSide{writer: w, handler: journal.NewHandler(w, hopts)}, nil
+	}
+
+	if opts.Target == TargetNull && !envForcesTarget() {
+		h.detection = Detection{Target: TargetNull, Reason: "Options.Target is TargetNull"}
+		h.sw.target.Store(int32(TargetNull))
+		return h
+	}
+	side, err := h.sw.makeJournal()
+	if err != nil {
+		h.detection = Detection{Target: TargetStdout, Reason: err.Error()}
+		h.sw.target.Store(int32(TargetStdout))
+		return h
+	}
+	h.detection = detect(opts.Target, side.writer)
+	if h.detection.Target != TargetJournal {
+		side.writer.Close()
+		h.sw.target.Store(int32(TargetStdout))
+		return h
+	}
+	h.journal = side.handler
+	h.writer = side.writer
+	h.sw.side.Store(side)
+	h.sw.target.Store(int32(TargetJournal))
 	return h
+}
+
+// envForcesTarget reports whether EnvTarget names a target, which then
+// wins over Options.Target (see detect).
+func envForcesTarget() bool {
+	switch strings.ToLower(os.Getenv(EnvTarget)) {
+	case "journal", "stdout":
+		return true
+	}
+	return false
 }
 
 // Handler is the slog.Handler NewHandler returns: the journal's, with
@@ -234,36 +274,136 @@ func NewHandler(opts *Options) *Handler {
 // "!PANIC: …"; what stdout could not take in time is counted (Dropped)
 // and reported on stdout.
 type Handler struct {
-	journal   slog.Handler // nil when the target is stdout
+	// journal is nil when the target was not the journal when this
+	// Handler was made: lazy then says how to make its journal side,
+	// should SetTarget make the journal the target.
+	journal   slog.Handler
+	lazy      *lazyJournal
 	fallback  slog.Handler
 	stdout    *stdoutfallback.Handler // the one NewHandler made, for Dropped
-	writer    *journal.Writer         // the journal's, for Stats; nil with stdout
+	writer    *journal.Writer         // the journal's, when NewHandler chose it
 	sw        *switcher               // shared by every Handler derived from one NewHandler
 	detection Detection
 }
 
-// Detection returns what NewHandler chose and why.
+// journalSide is the journal's Writer and the Handler NewHandler makes
+// on it, made once per NewHandler.
+type journalSide struct {
+	writer  *journal.Writer
+	handler slog.Handler
+}
+
+// lazyJournal is how a Handler derived while the journal was not the
+// target makes its journal handler once it is: its parent's, with its
+// own attributes or group. A nil *lazyJournal is the Handler NewHandler
+// returned, whose journal handler is the journalSide's.
+type lazyJournal struct {
+	parent *lazyJournal
+	attrs  []slog.Attr
+	group  string
+	made   atomic.Pointer[handlerBox]
+}
+
+type handlerBox struct{ h slog.Handler }
+
+// handler returns l's journal handler, made on root (the journalSide's)
+// the first time.
+func (l *lazyJournal) handler(root slog.Handler) slog.Handler {
+	if l == nil {
+		return root
+	}
+	if b := l.made.Load(); b != nil {
+		return b.h
+	}
+	parent := l.parent.handler(root)
+	var h slog.Handler
+	if l.group != "" {
+		h = parent.WithGroup(l.group)
+	} else {
+		h = parent.WithAttrs(l.attrs)
+	}
+	// Two records may race to make it: both are equal, one is kept.
+	l.made.CompareAndSwap(nil, &handlerBox{h})
+	return l.made.Load().h
+}
+
+// journalHandler returns h's journal handler, or nil while there is no
+// journal side.
+func (h *Handler) journalHandler() slog.Handler {
+	if h.journal != nil {
+		return h.journal
+	}
+	side := h.sw.side.Load()
+	if side == nil {
+		return nil
+	}
+	return h.lazy.handler(side.handler)
+}
+
+// Detection returns what NewHandler chose and why. SetTarget does not
+// change it; Target says where records go now.
 func (h *Handler) Detection() Detection { return h.detection }
+
+// Target returns where records go now: TargetJournal, TargetStdout or
+// TargetNull. It is what NewHandler chose until SetTarget changes it, for
+// h and every Handler derived from the same NewHandler. (Records that
+// the journal did not take go to stdout all the same: TargetJournal
+// includes that fallback.)
+func (h *Handler) Target() Target { return Target(h.sw.target.Load()) }
+
+// ErrInvalidTarget is returned by SetTarget for a value that is not a
+// Target.
+var ErrInvalidTarget = errors.New("newstyle: invalid target")
+
+// SetTarget sends the records of h, and of every Handler derived from
+// the same NewHandler (With, WithGroup), to t from now on:
+//
+//   - TargetJournal: journald's native socket, whatever NewHandler chose
+//     (its Writer is made now if NewHandler did not make one); records it
+//     does not take go to stdout, as always;
+//   - TargetStdout: stdout's <N>-prefixed lines (systemd's "console");
+//   - TargetNull: nowhere; Enabled reports false, so that records are
+//     not even formatted;
+//   - TargetAuto: decide again, as Detect does, by JOURNAL_STREAM and
+//     the socket, without Options.Target or NEWSTYLE_LOG_TARGET: the
+//     operator asked for the automatic choice.
+//
+// It returns the outcome, with the reason for TargetAuto's choice. It is
+// safe to call at any time, from any goroutine; a record being handled
+// meanwhile goes to the old target or the new one. Only making the
+// journal's Writer can fail (the error is journal.NewWriter's): the
+// target is then unchanged. After Close, the journal stays closed, and
+// records sent to it go to stdout.
+//
+// Handle pays one atomic load for this.
+func (h *Handler) SetTarget(t Target) (Detection, error) {
+	return h.sw.setTarget(t)
+}
 
 // Close releases the Handler's journal socket (see journal.Writer.Close);
 // the Handler and every Handler derived from it then write to stdout.
 // Closing is optional: an unreachable Handler releases it when collected.
 // It is not an error to close twice.
 func (h *Handler) Close() error {
-	if h.writer == nil {
+	h.sw.setMu.Lock()
+	defer h.sw.setMu.Unlock()
+	h.sw.closed = true
+	side := h.sw.side.Load()
+	if side == nil {
 		return nil
 	}
-	return h.writer.Close()
+	return side.writer.Close()
 }
 
 // Flush returns once every record queued for an asynchronous journal
 // Writer (Options.Async) before it is sent, or when ctx is done; at once
 // otherwise.
 func (h *Handler) Flush(ctx context.Context) error {
-	if h.writer == nil {
+	side := h.sw.side.Load()
+	if side == nil {
 		return nil
 	}
-	return h.writer.Flush(ctx)
+	return side.writer.Flush(ctx)
 }
 
 // Dropped returns how many records stdout did not take within
@@ -272,16 +412,21 @@ func (h *Handler) Flush(ctx context.Context) error {
 func (h *Handler) Dropped() uint64 { return h.stdout.Dropped() }
 
 // JournalStats returns the journal Writer's counters, and false when
-// records go to stdout.
+// there is no journal Writer: records have only gone to stdout (or
+// nowhere).
 func (h *Handler) JournalStats() (journal.Stats, bool) {
-	if h.writer == nil {
+	side := h.sw.side.Load()
+	if side == nil {
 		return journal.Stats{}, false
 	}
-	return h.writer.Stats(), true
+	return side.writer.Stats(), true
 }
 
 // Enabled reports whether records at level l are logged.
 func (h *Handler) Enabled(ctx context.Context, l slog.Level) bool {
+	if Target(h.sw.target.Load()) == TargetNull {
+		return false
+	}
 	return h.fallback.Enabled(ctx, l)
 }
 
@@ -292,8 +437,10 @@ func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	}
 	h2 := *h
 	h2.fallback = h.fallback.WithAttrs(attrs)
-	if h.journal != nil {
-		h2.journal = h.journal.WithAttrs(attrs)
+	if jh := h.journalHandler(); jh != nil {
+		h2.journal, h2.lazy = jh.WithAttrs(attrs), nil
+	} else {
+		h2.lazy = &lazyJournal{parent: h.lazy, attrs: slices.Clone(attrs)}
 	}
 	return &h2
 }
@@ -305,18 +452,29 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 	}
 	h2 := *h
 	h2.fallback = h.fallback.WithGroup(name)
-	if h.journal != nil {
-		h2.journal = h.journal.WithGroup(name)
+	if jh := h.journalHandler(); jh != nil {
+		h2.journal, h2.lazy = jh.WithGroup(name), nil
+	} else {
+		h2.lazy = &lazyJournal{parent: h.lazy, group: name}
 	}
 	return &h2
 }
 
-// Handle writes r to the journal or, when that fails, to stdout.
+// Handle writes r to the target: to the journal or, when that fails, to
+// stdout; to stdout; or nowhere.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
-	if h.journal == nil {
-		return h.fallback.Handle(ctx, r)
+	switch Target(h.sw.target.Load()) {
+	case TargetJournal:
+		jh := h.journal
+		if jh == nil {
+			// The target is the journal only once its side exists.
+			jh = h.lazy.handler(h.sw.side.Load().handler)
+		}
+		return h.sw.handle(ctx, jh, h.fallback, r)
+	case TargetNull:
+		return nil
 	}
-	return h.sw.handle(ctx, h.journal, h.fallback, r)
+	return h.fallback.Handle(ctx, r)
 }
 
 // undeliveredToStdout writes an entry that journald did not take to
@@ -330,6 +488,16 @@ func undeliveredToStdout(h slog.Handler, msg string, pri journal.Priority, field
 		}
 	}
 	_ = h.Handle(context.Background(), r)
+}
+
+// PriorityLevel returns the slog level of a syslog priority, the inverse
+// of journal.LevelPriority: debug is slog.LevelDebug, info
+// slog.LevelInfo, notice LevelNotice, warning slog.LevelWarn, err
+// slog.LevelError, crit LevelCritical, alert LevelAlert, emerg
+// LevelEmergency. A priority below 0 is taken as emerg, one above 7 as
+// debug.
+func PriorityLevel(p journal.Priority) slog.Level {
+	return priorityLevel[min(max(p, journal.PriEmerg), journal.PriDebug)]
 }
 
 // priorityLevel is the slog level of each priority, the inverse of

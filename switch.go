@@ -3,8 +3,10 @@ package newstyle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/newstyle-go/newstyle/journal"
@@ -18,9 +20,21 @@ var retryInterval = time.Second
 // switcher is the journal-or-stdout state shared by the Handlers derived
 // from one NewHandler.
 type switcher struct {
-	// The reports go through the handlers NewHandler made, not through
-	// a derived one that carries its own attributes and groups.
-	journal, fallback slog.Handler
+	// target is where records go (a Target: TargetJournal, TargetStdout
+	// or TargetNull), read by every Handle. It is TargetJournal only
+	// once side is set.
+	target atomic.Int32
+	// side is the journal's Writer and Handler, nil until the journal
+	// was a target; makeJournal makes it. setMu serialises SetTarget.
+	side        atomic.Pointer[journalSide]
+	makeJournal func() (*journalSide, error)
+	setMu       sync.Mutex
+	closed      bool // Close was called: no journal side is made any more
+
+	// The reports go through the handlers NewHandler made (side's and
+	// this one), not through a derived one that carries its own
+	// attributes and groups.
+	fallback slog.Handler
 
 	mu       sync.Mutex
 	down     bool      // records go to stdout
@@ -38,7 +52,7 @@ func (s *switcher) handle(ctx context.Context, jh, fh slog.Handler, r slog.Recor
 	if wasDown {
 		// The way back is reported before the record that takes it, so
 		// that the journal reads in order.
-		err = report(ctx, s.journal, slog.LevelInfo, "newstyle: the journal can be reached again; logging to it", nil, onStdout)
+		err = report(ctx, s.side.Load().handler, slog.LevelInfo, "newstyle: the journal can be reached again; logging to it", nil, onStdout)
 		if err == nil {
 			s.up(onStdout)
 		}
@@ -121,4 +135,38 @@ func report(ctx context.Context, h slog.Handler, l slog.Level, msg string, err e
 		r.AddAttrs(slog.Uint64("records_on_stdout", onStdout))
 	}
 	return h.Handle(ctx, r)
+}
+
+// setTarget is Handler.SetTarget.
+func (s *switcher) setTarget(t Target) (Detection, error) {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	var d Detection
+	switch t {
+	case TargetStdout, TargetNull:
+		d = Detection{Target: t, Reason: "SetTarget(" + t.String() + ")"}
+	case TargetJournal, TargetAuto:
+		side := s.side.Load()
+		if side == nil {
+			if s.closed {
+				return Detection{}, fmt.Errorf("newstyle: SetTarget(%s): %w", t, journal.ErrClosed)
+			}
+			var err error
+			if side, err = s.makeJournal(); err != nil {
+				// Tried again at the next call: nothing is kept of a
+				// failure.
+				return Detection{}, fmt.Errorf("newstyle: SetTarget(%s): %w", t, err)
+			}
+			s.side.Store(side)
+		}
+		if t == TargetJournal {
+			d = Detection{Target: TargetJournal, Reason: "SetTarget(journal)"}
+		} else {
+			d = detectOption(TargetAuto, side.writer)
+		}
+	default:
+		return Detection{}, fmt.Errorf("%w: %d", ErrInvalidTarget, int(t))
+	}
+	s.target.Store(int32(d.Target))
+	return d, nil
 }
