@@ -4,5 +4,6 @@ go 1.24.0
 
 require (
 	github.com/coreos/go-systemd/v22 v22.7.0
+	github.com/godbus/dbus/v5 v5.1.0
 	golang.org/x/sys v0.41.0
 )

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/newstyle-go/newstyle"
 	"github.com/newstyle-go/newstyle/service"
@@ -25,5 +26,29 @@ func Example() {
 	fmt.Println("exit status", code)
 	// Output:
 	// <6>working jobs=3
+	// exit status 0
+}
+
+// A start that takes longer than the unit's TimeoutStartSec=, as a
+// migration may: each step asks systemd for more time, so that a start
+// that hangs is still failed. Outside systemd ExtendTimeout does nothing.
+func ExampleService_ExtendTimeout() {
+	steps := []string{"schema", "cache"}
+	code := service.Run(service.Options{
+		Log: &newstyle.Options{Target: newstyle.TargetStdout, Stdout: os.Stdout},
+	}, func(ctx context.Context, svc *service.Service) error {
+		for _, step := range steps {
+			if err := svc.ExtendTimeout(30 * time.Second); err != nil {
+				return err
+			}
+			slog.Info("migrating", "step", step)
+		}
+		svc.Ready("serving")
+		return nil
+	})
+	fmt.Println("exit status", code)
+	// Output:
+	// <6>migrating step=schema
+	// <6>migrating step=cache
 	// exit status 0
 }

@@ -27,6 +27,26 @@
 // NOTIFY_SOCKET, no WATCHDOG_USEC, no LISTEN_FDS) each of these is simply
 // not done: that is not an error.
 //
+// Logging can be changed while the program runs, as systemd's own
+// services allow: with a D-Bus name (Options.BusName, or NEWSTYLE_BUS_NAME
+// set by the unit beside BusName=), Run serves org.freedesktop.LogControl1
+// on the system bus, so that
+//
+//	systemctl service-log-level UNIT debug      # or info, 7, 6, …
+//	systemctl service-log-target UNIT console   # or journal, null, auto
+//
+// change the level and the target of Run's logger and of every logger
+// derived from it, at once, each change logged once. Setting is allowed to
+// root alone: the bus policy should say so (see cmd/newstyle-demo's), and
+// the program checks the caller's user with the bus daemon again. Reading
+// is open. Without a name nothing is done; without a system bus it is
+// logged once at info, and nothing else changes.
+//
+// DEBUG_INVOCATION=1 in the environment (systemd sets it when it restarts
+// a unit with RestartMode=debug; an operator may set it in a drop-in)
+// starts the logger at debug level. A slow start or stop asks systemd for
+// more time with ExtendTimeout.
+//
 // A panic in the program's function, or in a goroutine started with
 // Service.Go or guarded by Service.ExitOnPanic, is logged at CRIT with the
 // goroutine's stack in the traceback field — one journal entry — and the
@@ -61,6 +81,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -71,6 +92,7 @@ import (
 
 	"github.com/newstyle-go/newstyle"
 	"github.com/newstyle-go/newstyle/internal/slogcore"
+	"github.com/newstyle-go/newstyle/journal"
 )
 
 // Exit statuses of Run and Main.
@@ -116,6 +138,37 @@ type Options struct {
 	// A check that ignores its context thus holds one goroutine, not one
 	// per tick; the first tick after it returns starts a fresh check.
 	Health func(ctx context.Context) error
+
+	// BusName, when not empty, is the D-Bus name under which Run serves
+	// org.freedesktop.LogControl1 on the system bus: the unit's
+	// BusName=, which systemctl service-log-level and service-log-target
+	// call. The environment variable NEWSTYLE_BUS_NAME (EnvBusName), when
+	// set, overrides it, so that a unit can turn it on for a program that
+	// sets nothing:
+	//
+	//	BusName=org.example.Shop1
+	//	Environment=NEWSTYLE_BUS_NAME=org.example.Shop1
+	//	Type=notify   # else BusName= makes the unit Type=dbus
+	//
+	// The bus's policy must let the program's user own the name. The
+	// interface is served from before the program's function starts;
+	// Ready waits for it to be (or to have failed), for at most 5 s.
+	// LogLevel takes and gives the syslog names emerg … debug (and 0–7),
+	// mapped to slog levels by newstyle.PriorityLevel and
+	// journal.LevelPriority; LogTarget takes journal, console (stdout's
+	// <N> lines), null and auto (see newstyle.Handler.SetTarget), refuses
+	// kmsg, syslog and the rest with org.freedesktop.DBus.Error.InvalidArgs,
+	// as systemd's services refuse a target they do not know, and reads
+	// back the target last set (auto, as long as the logger chooses by
+	// itself); SyslogIdentifier is read-only. Only root may
+	// set them (org.freedesktop.DBus.Error.AccessDenied otherwise). If the
+	// bus daemon restarts, the interface is gone until the program
+	// restarts.
+	//
+	// The level is Log.Level's when that is a *slog.LevelVar (the
+	// program's own changes and the operator's then meet in it), else a
+	// LevelVar of Run's starting at Log.Level.
+	BusName string
 }
 
 // Service is the running daemon, handed to the program's function.
@@ -132,6 +185,13 @@ type Service struct {
 	stops  []stopHook
 	status string // the program's last STATUS=, restored after a reload
 	exit   func(code int)
+
+	level   *slog.LevelVar // the logger's level, which LogControl1 sets
+	ident   string         // the logger's SyslogIdentifier
+	busName string         // where LogControl1 is served; empty: not at all
+	// busDone is closed when LogControl1 is served, or failed to be;
+	// nil without a bus name.
+	busDone chan struct{}
 }
 
 type stopHook struct {
@@ -154,16 +214,46 @@ func Run(opts Options, fn func(ctx context.Context, svc *Service) error) int {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}
-	logger := newstyle.NewLogger(opts.Log)
+	logOpts, level := logOptions(opts.Log)
+	debug := debugInvocation()
+	if debug {
+		level.Set(min(level.Level(), slog.LevelDebug))
+	}
+	logger := newstyle.NewLogger(logOpts)
 	slog.SetDefault(logger)
 	flush := flusher(logger)
+	ident := logOpts.SyslogIdentifier
+	if ident == "" {
+		ident = journal.ProgramName()
+	}
 	svc := &Service{opts: opts, logger: logger, notify: notify, exit: func(code int) {
 		flush()
 		osExit(code)
-	}}
+	}, level: level, ident: ident, busName: busName(opts)}
+	if debug {
+		logger.Debug("service: " + EnvDebugInvocation + " is set: logging at debug level")
+	}
 	code := svc.run(fn)
 	flush()
 	return code
+}
+
+// logOptions returns the logger's options with a *slog.LevelVar for its
+// level: opts.Level itself when it is one, else a new one at opts.Level.
+func logOptions(opts *newstyle.Options) (*newstyle.Options, *slog.LevelVar) {
+	var o newstyle.Options
+	if opts != nil {
+		o = *opts
+	}
+	level, ok := o.Level.(*slog.LevelVar)
+	if !ok || level == nil {
+		level = new(slog.LevelVar)
+		if o.Level != nil {
+			level.Set(o.Level.Level())
+		}
+		o.Level = level
+	}
+	return &o, level
 }
 
 // FlushTimeout bounds how long Run waits, on its way out, for the records
@@ -206,6 +296,25 @@ func (s *Service) run(fn func(ctx context.Context, svc *Service) error) int {
 
 	stopWatchdog := s.startWatchdog(ctx)
 	defer stopWatchdog()
+
+	// LogControl1 is set up beside the program's function, which starts
+	// at once; Ready waits for it.
+	if s.busName != "" {
+		if h, ok := s.logger.Handler().(*newstyle.Handler); ok {
+			var lc *logControl
+			s.busDone = make(chan struct{})
+			go func() {
+				defer close(s.busDone)
+				lc = s.startLogControl(s.busName, h)
+			}()
+			defer func() {
+				<-s.busDone // within busTimeout
+				if lc != nil {
+					lc.stop()
+				}
+			}()
+		}
+	}
 
 	// Reloads run beside the signal loop, so that a SIGTERM during a
 	// reload stops the program at once (the reload's context is
@@ -409,7 +518,13 @@ func (s *Service) Logger() *slog.Logger { return s.logger }
 
 // Ready tells systemd the program is ready (READY=1), with status as its
 // STATUS= line when not empty. A Type=notify unit becomes active only now.
+// With a bus name (Options.BusName), it first waits until
+// org.freedesktop.LogControl1 is served, or failed to be: once the unit is
+// active, systemctl service-log-level reaches the program.
 func (s *Service) Ready(status string) {
+	if s.busDone != nil {
+		<-s.busDone
+	}
 	if status != "" {
 		s.setStatus(status)
 		s.notifyf("READY=1\nSTATUS=" + oneLine(status))
@@ -422,6 +537,46 @@ func (s *Service) Ready(status string) {
 func (s *Service) Status(status string) {
 	s.setStatus(status)
 	s.notifyf("STATUS=" + oneLine(status))
+}
+
+// ExtendTimeout asks systemd for d more time (EXTEND_TIMEOUT_USEC=) for
+// what the unit is doing: starting (before Ready, TimeoutStartSec=),
+// reloading, running (RuntimeMaxSec=), or stopping (after SIGTERM,
+// TimeoutStopSec=). systemd then waits until d from now before it fails
+// the unit, even past the timeout the unit file sets, and as long as the
+// program keeps asking: call it again before d is up, at each step of a
+// slow migration or cache warm-up, so that a program that hangs is still
+// failed — not in a loop that asks for ever. Within the unit's own
+// timeout it changes nothing.
+//
+//	for i, step := range migrations {
+//		if err := svc.ExtendTimeout(30 * time.Second); err != nil { … }
+//		svc.Status(fmt.Sprintf("migrating %d/%d", i+1, len(migrations)))
+//		if err := step(ctx); err != nil { … }
+//	}
+//	svc.Ready("serving")
+//
+// The watchdog is fed meanwhile (its own goroutine, while Health passes).
+// A stop is bounded by Options.ShutdownTimeout too, which ExtendTimeout
+// does not change: for a long stop, set ShutdownTimeout to the whole
+// time a stop may take and extend systemd's TimeoutStopSec= step by step
+// from the OnStop hooks.
+//
+// d is rounded up to a whole microsecond and must be positive. Outside
+// systemd (no NOTIFY_SOCKET) it does nothing and returns nil; otherwise
+// it returns the notification's error.
+func (s *Service) ExtendTimeout(d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("service: ExtendTimeout(%v): the duration must be positive", d)
+	}
+	usec := d / time.Microsecond
+	if d%time.Microsecond != 0 {
+		usec++
+	}
+	if err := s.notify("EXTEND_TIMEOUT_USEC=" + strconv.FormatInt(int64(usec), 10)); err != nil {
+		return fmt.Errorf("service: EXTEND_TIMEOUT_USEC: %w", err)
+	}
+	return nil
 }
 
 func (s *Service) setStatus(status string) {
