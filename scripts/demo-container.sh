@@ -100,6 +100,12 @@ echo "--- installing $unit and newstyle-demo.socket into /etc/systemd/system"
 for f in cmd/newstyle-demo/newstyle-demo.service cmd/newstyle-demo/newstyle-demo.socket; do
 	in_container sh -c "cat > /etc/systemd/system/${f##*/}" <"$f"
 done
+# The D-Bus name (BusName=) needs the system bus's policy for it, and the
+# static user that policy names; the bus reads a policy when reloaded.
+in_container sh -c "mkdir -p /etc/sysusers.d && cat > /etc/sysusers.d/newstyle-demo.conf" <cmd/newstyle-demo/newstyle-demo.sysusers
+in_container sh -c "mkdir -p /etc/dbus-1/system.d && cat > /etc/dbus-1/system.d/io.github.newstyle_go.Demo1.conf" <cmd/newstyle-demo/io.github.newstyle_go.Demo1.conf
+in_container systemd-sysusers /etc/sysusers.d/newstyle-demo.conf
+in_container systemctl reload dbus
 in_container systemctl daemon-reload
 
 show() { in_container systemctl show "$unit" -p "$@" | paste -sd ' '; }
@@ -125,6 +131,14 @@ request() {
 		printf '%-8s -> %s | %s\n' "$1" "$(head -n 1 <<<"$out")" "$(tail -n 1 <<<"$out")"
 	fi
 }
+
+echo "--- operate it live: systemctl service-log-level $unit (org.freedesktop.LogControl1)"
+echo "level now: $(in_container systemctl service-log-level "$unit")"
+in_container systemctl service-log-level "$unit" debug
+echo "level now: $(in_container systemctl service-log-level "$unit") (a debug record per request from here)"
+request /
+in_container systemctl service-log-level "$unit" info
+echo "level now: $(in_container systemctl service-log-level "$unit")"
 
 echo "--- requests"
 request /

@@ -7,6 +7,8 @@
 #   systemd     systemd-journald and journalctl (not as PID 1: the tests
 #               start journald themselves)
 #   gcc, libc6-dev  go test -race needs cgo
+#   dbus, dbus-daemon  the system bus of the container tier, and a
+#               private bus for service's LogControl1 unit tests
 #   systemd-container  systemd-nspawn, for the container tier
 #               (integration/container) and make demo; pinned to the
 #               installed systemd's version, since the archive may offer a
@@ -19,7 +21,7 @@
 # included) only when something is missing.
 set -euo pipefail
 
-packages=(util-linux mount systemd gcc libc6-dev)
+packages=(util-linux mount systemd gcc libc6-dev dbus dbus-daemon)
 
 command -v go >/dev/null || {
 	echo "deps: go is not on PATH; install Go $(sed -n 's/^go //p' "$(dirname "$0")/../go.mod") first" >&2

@@ -15,12 +15,29 @@
 //	/slow    answers after 3 s: a request in flight when systemctl stop
 //	         comes is finished before the process exits
 //
+// Every request is also logged at debug level, which is off by default:
+// its unit names the D-Bus name (BusName=, and NEWSTYLE_BUS_NAME for
+// package service), so that an operator turns it on and off while it runs,
+// and moves its records between the journal and stdout:
+//
+//	systemctl service-log-level newstyle-demo debug
+//	systemctl service-log-level newstyle-demo info
+//	systemctl service-log-target newstyle-demo console
+//
 // newstyle-demo.service and newstyle-demo.socket beside this file are its
-// units; `make demo` runs it in a throwaway systemd container
-// (scripts/demo-container.sh). Outside systemd it listens on -listen
-// itself and logs to stdout:
+// units; io.github.newstyle_go.Demo1.conf is the system bus's policy for
+// its name (in /etc/dbus-1/system.d/ or /usr/share/dbus-1/system.d/,
+// then systemctl reload dbus), and newstyle-demo.sysusers (in
+// /etc/sysusers.d/newstyle-demo.conf, then systemd-sysusers) makes the
+// user that policy names. `make demo` runs it in a throwaway systemd
+// container (scripts/demo-container.sh). Outside systemd it listens on
+// -listen itself and logs to stdout:
 //
 //	go run ./cmd/newstyle-demo -listen 127.0.0.1:8080
+//
+// -warmup sets how long it takes to start; with a warm-up longer than the
+// unit's TimeoutStartSec=, -extend-timeout makes it ask systemd for more
+// time as it goes (EXTEND_TIMEOUT_USEC), as a slow migration would.
 package main
 
 import (
@@ -50,11 +67,13 @@ const defaultGreeting = "hello from newstyle-demo"
 func main() {
 	listen := flag.String("listen", ":8080", "TCP address to listen on when not socket-activated")
 	warmup := flag.Duration("warmup", 2*time.Second, "how long starting (before READY=1) and reloading take")
+	extend := flag.Duration("extend-timeout", 0,
+		"while warming up at start, ask systemd for this much more time at each step (EXTEND_TIMEOUT_USEC), every half of it; 0: never")
 	greetingFile := flag.String("greeting-file", defaultGreetingFile(),
 		"file whose first line is the greeting, read at start and on SIGHUP; empty for the built-in one")
 	flag.Parse()
 
-	d := &demo{greetingFile: *greetingFile, warmup: *warmup}
+	d := &demo{greetingFile: *greetingFile, warmup: *warmup, extend: *extend}
 	logOpts := &newstyle.Options{SyslogIdentifier: identifier}
 	// NEWSTYLE_DEMO_ASYNC=LINGER (a drop-in's Environment=) logs through the
 	// asynchronous Writer, each record waiting up to LINGER for others:
@@ -90,6 +109,7 @@ func defaultGreetingFile() string {
 type demo struct {
 	greetingFile string
 	warmup       time.Duration
+	extend       time.Duration // see -extend-timeout
 	greeting     atomic.Pointer[string]
 
 	// state stands for the lock a real service's handlers share: the
@@ -114,10 +134,11 @@ func (d *demo) run(ctx context.Context, svc *service.Service, listen string) err
 	// With socket activation, connections made meanwhile wait in the
 	// socket's queue: none is refused.
 	svc.Status("warming up")
-	log.Info("warming up", "duration", d.warmup)
-	select {
-	case <-time.After(d.warmup):
-	case <-ctx.Done():
+	log.Info("warming up", "duration", d.warmup, "extend_timeout", d.extend)
+	if err := d.warmUp(ctx, svc); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
 		return nil
 	}
 
@@ -138,6 +159,32 @@ func (d *demo) run(ctx context.Context, svc *service.Service, listen string) err
 		return err
 	}
 	return nil
+}
+
+// warmUp waits for the warm-up, or until ctx ends. With -extend-timeout
+// it goes in steps of half that, asking systemd before each for that
+// much more time: a start longer than TimeoutStartSec= that systemd lets
+// finish, because the program keeps saying it is still at it.
+func (d *demo) warmUp(ctx context.Context, svc *service.Service) error {
+	end := time.Now().Add(d.warmup)
+	for {
+		left := time.Until(end)
+		if left <= 0 {
+			return nil
+		}
+		step := left
+		if d.extend > 0 {
+			if err := svc.ExtendTimeout(d.extend); err != nil {
+				return err
+			}
+			step = min(step, d.extend/2)
+		}
+		select {
+		case <-time.After(step):
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 func (d *demo) hello(w http.ResponseWriter, r *http.Request) {
@@ -231,10 +278,16 @@ func exitOnPanic(svc *service.Service, next http.Handler) http.Handler {
 }
 
 // logRequests logs each request as one record: info, or warning for a
-// server error.
+// server error; and, at debug level, its arrival with its headers.
 func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		log.LogAttrs(r.Context(), slog.LevelDebug, "request received",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.String("user_agent", r.UserAgent()),
+			slog.String("remote", r.RemoteAddr),
+		)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		level := slog.LevelInfo

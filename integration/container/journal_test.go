@@ -37,7 +37,14 @@ func (c *container) mark(t *testing.T) string {
 // do: journalctl -u UNIT -o json --all. They include systemd's own
 // entries about the unit (_PID=1, UNIT=).
 func (c *container) journal(cursor string) ([]entry, error) {
-	args := []string{"journalctl", "-u", unit, "-o", "json", "--all", "--no-pager", "--quiet"}
+	return c.journalMatching(cursor, "-u", unit)
+}
+
+// journalMatching reads the entries after cursor that match (journalctl's
+// own arguments: "-u", UNIT or "_PID=N").
+func (c *container) journalMatching(cursor string, match ...string) ([]entry, error) {
+	args := append([]string{"journalctl"}, match...)
+	args = append(args, "-o", "json", "--all", "--no-pager", "--quiet")
 	if cursor != "" {
 		args = append(args, "--after-cursor="+cursor)
 	}

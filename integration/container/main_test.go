@@ -5,7 +5,9 @@
 // /usr, in which the demo runs from its own unit files
 // (cmd/newstyle-demo/newstyle-demo.{service,socket}). What the tests
 // check, they read as an operator does: systemctl show, journalctl -u
-// -o json, HTTP requests to the service.
+// -o json, HTTP requests to the service, systemctl service-log-level and
+// service-log-target over the container's own system bus (the demo's bus
+// policy and the user it names are installed as shipped).
 //
 //	go test -tags container -count=1 -timeout 15m ./integration/container/
 //
@@ -30,6 +32,17 @@ var unitFiles = []string{
 	"../../cmd/newstyle-demo/newstyle-demo.service",
 	"../../cmd/newstyle-demo/newstyle-demo.socket",
 }
+
+// What the demo's D-Bus name needs, as shipped: the system bus's policy
+// for it, and the static user that policy names (see the unit's
+// BusName=), each with where it goes in the container.
+var busFiles = []struct{ host, container string }{
+	{"../../cmd/newstyle-demo/newstyle-demo.sysusers", "/etc/sysusers.d/newstyle-demo.conf"},
+	{"../../cmd/newstyle-demo/" + busName + ".conf", "/etc/dbus-1/system.d/" + busName + ".conf"},
+}
+
+// busName is the demo's D-Bus name (BusName=, NEWSTYLE_BUS_NAME).
+const busName = "io.github.newstyle_go.Demo1"
 
 // ct is the container the tests share.
 var ct *container
@@ -88,6 +101,23 @@ func run(m *testing.M) (code int) {
 	for _, f := range unitFiles {
 		if err := c.installUnit(f); err != nil {
 			return fail("installing %s: %v", f, err)
+		}
+	}
+	// The user first, then the policy that names it: the bus daemon
+	// resolves the name when it reads the policy, which it does again
+	// only on reload.
+	for _, f := range busFiles {
+		data, err := os.ReadFile(f.host)
+		if err == nil {
+			err = c.writeFile(f.container, data)
+		}
+		if err != nil {
+			return fail("installing %s: %v", f.host, err)
+		}
+	}
+	for _, args := range [][]string{{"systemd-sysusers", busFiles[0].container}, {"systemctl", "reload", "dbus"}} {
+		if _, err := c.exec(args...); err != nil {
+			return fail("%v", err)
 		}
 	}
 	// Enabled, as installed for good: a unit another one wants stays
