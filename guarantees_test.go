@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -15,28 +14,19 @@ import (
 	"github.com/newstyle-go/newstyle/journaltest"
 )
 
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
 // A thousand loggers cost one socket; closing them, or dropping them,
 // gives it back.
 func TestLoggersLeakNoDescriptors(t *testing.T) {
 	srv := journaltest.NewServer(t)
 	opts := &Options{Target: TargetJournal, SocketPath: srv.Path(), Stdout: &bytes.Buffer{}}
-	base := openFDs(t)
+	base := testutil.OpenFDs(t)
 
 	var hs []*Handler
 	for i := 0; i < 1000; i++ {
 		hs = append(hs, NewHandler(opts))
 		_ = NewLogger(opts)
 	}
-	if n := openFDs(t); n > base+1 {
+	if n := testutil.OpenFDs(t); n > base+1 {
 		t.Errorf("2000 loggers: %d descriptors open, %d before", n, base)
 	}
 	for _, h := range hs {
@@ -49,9 +39,9 @@ func TestLoggersLeakNoDescriptors(t *testing.T) {
 	}
 	hs = nil
 	deadline := time.Now().Add(5 * time.Second)
-	for openFDs(t) > base {
+	for testutil.OpenFDs(t) > base {
 		if time.Now().After(deadline) {
-			t.Fatalf("closed and dropped loggers still hold %d descriptors", openFDs(t)-base)
+			t.Fatalf("closed and dropped loggers still hold %d descriptors", testutil.OpenFDs(t)-base)
 		}
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
@@ -61,7 +51,7 @@ func TestLoggersLeakNoDescriptors(t *testing.T) {
 		_ = NewLogger(&Options{Target: TargetStdout, Stdout: &bytes.Buffer{}})
 		_ = Detect()
 	}
-	if n := openFDs(t); n > base {
+	if n := testutil.OpenFDs(t); n > base {
 		t.Errorf("1000 stdout loggers and Detect calls: %d descriptors open, %d before", n, base)
 	}
 }

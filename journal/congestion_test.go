@@ -235,21 +235,12 @@ func TestWaitersFailFastWhenJournaldGoes(t *testing.T) {
 	srv2.Wait(t, 1, 5*time.Second)
 }
 
-// openFDs counts the process's open descriptors.
-func openFDs(t testing.TB) int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
 // Writers share one socket per path: many Writers cost no descriptor each,
 // closing them all gives every descriptor back, and a Writer dropped
 // without Close gives its share back when it is collected.
 func TestWritersShareOneSocket(t *testing.T) {
 	srv := journaltest.NewServer(t)
-	base := openFDs(t)
+	base := testutil.OpenFDs(t)
 	var ws []*Writer
 	for i := 0; i < 1000; i++ {
 		w, err := NewWriter(&WriterOptions{SocketPath: srv.Path()})
@@ -258,7 +249,7 @@ func TestWritersShareOneSocket(t *testing.T) {
 		}
 		ws = append(ws, w)
 	}
-	if n := openFDs(t); n > base+1 {
+	if n := testutil.OpenFDs(t); n > base+1 {
 		t.Errorf("1000 Writers on one path: %d descriptors open, %d before", n, base)
 	}
 	for _, w := range ws {
@@ -266,7 +257,7 @@ func TestWritersShareOneSocket(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := openFDs(t); n != base {
+	if n := testutil.OpenFDs(t); n != base {
 		t.Errorf("after closing every Writer: %d descriptors open, %d before", n, base)
 	}
 
@@ -277,13 +268,13 @@ func TestWritersShareOneSocket(t *testing.T) {
 			}
 		}
 	}()
-	if n := openFDs(t); n > base+1 {
+	if n := testutil.OpenFDs(t); n > base+1 {
 		t.Errorf("1000 unclosed Writers: %d descriptors open, %d before", n, base)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for openFDs(t) != base {
+	for testutil.OpenFDs(t) != base {
 		if time.Now().After(deadline) {
-			t.Fatalf("unclosed, unreachable Writers still hold %d descriptors", openFDs(t)-base)
+			t.Fatalf("unclosed, unreachable Writers still hold %d descriptors", testutil.OpenFDs(t)-base)
 		}
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)

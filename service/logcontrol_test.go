@@ -17,6 +17,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/newstyle-go/newstyle"
+	"github.com/newstyle-go/newstyle/internal/testutil"
 	"github.com/newstyle-go/newstyle/journaltest"
 )
 
@@ -55,7 +56,7 @@ func privateBus(t *testing.T) string {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(daemon, "--config-file="+config, "--nofork", "--nopidfile", "--nosyslog")
-	var stderr lockedBuffer
+	var stderr testutil.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -191,7 +192,7 @@ func TestLogControl(t *testing.T) {
 	t.Setenv(EnvBusName, "")
 	t.Setenv("JOURNAL_STREAM", "")
 	srv := journaltest.NewServer(t)
-	var out lockedBuffer
+	var out testutil.Buffer
 	opts := testOptions(&out)
 	opts.BusName = testBusName
 	opts.Log.SyslogIdentifier = "logcontrol-test"
@@ -334,7 +335,7 @@ func TestLogControlDeniesOthers(t *testing.T) {
 	addr := privateBus(t)
 	asOther(t)
 	t.Setenv(EnvBusName, "")
-	var out lockedBuffer
+	var out testutil.Buffer
 	opts := testOptions(&out)
 	opts.BusName = testBusName
 	r := runService(t, opts)
@@ -362,7 +363,7 @@ func TestLogControlDeniesOthers(t *testing.T) {
 func TestLogControlNameLifetime(t *testing.T) {
 	addr := privateBus(t)
 	t.Setenv(EnvBusName, testBusName) // the environment's, over the option's
-	var out lockedBuffer
+	var out testutil.Buffer
 	opts := testOptions(&out)
 	opts.BusName = "org.newstyle.NotThisOne"
 	r := runService(t, opts)
@@ -432,7 +433,7 @@ func TestLogControlUnavailable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.bus(t)
-			var out lockedBuffer
+			var out testutil.Buffer
 			opts := testOptions(&out)
 			opts.BusName = testBusName
 			start := time.Now()
@@ -454,7 +455,7 @@ func TestLogControlUnavailable(t *testing.T) {
 func TestLogControlWithoutName(t *testing.T) {
 	addr := privateBus(t)
 	t.Setenv(EnvBusName, "")
-	var out lockedBuffer
+	var out testutil.Buffer
 	r := runService(t, testOptions(&out))
 	var names []string
 	if err := busClient(t, addr).BusObject().Call("org.freedesktop.DBus.ListNames", 0).Store(&names); err != nil {
@@ -510,7 +511,7 @@ func TestDebugInvocation(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%s=%q level %v", EnvDebugInvocation, tt.env, tt.level), func(t *testing.T) {
 			t.Setenv(EnvDebugInvocation, tt.env)
-			var out lockedBuffer
+			var out testutil.Buffer
 			opts := testOptions(&out)
 			opts.Log.Level = tt.level
 			var got slog.Level
@@ -531,7 +532,7 @@ func TestDebugInvocation(t *testing.T) {
 	var v slog.LevelVar
 	v.Set(slog.LevelWarn)
 	t.Setenv(EnvDebugInvocation, "1")
-	var out lockedBuffer
+	var out testutil.Buffer
 	opts := testOptions(&out)
 	opts.Log.Level = &v
 	Run(opts, func(ctx context.Context, svc *Service) error {
@@ -553,7 +554,7 @@ func TestExtendTimeout(t *testing.T) {
 	t.Setenv("WATCHDOG_USEC", "40000") // a round every 20 ms
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
 	rounds := watchRounds(t, nil)
-	var out lockedBuffer
+	var out testutil.Buffer
 	code := runAsync(testOptions(&out), func(ctx context.Context, svc *Service) error {
 		for _, d := range []time.Duration{90 * time.Second, 1500 * time.Millisecond, time.Nanosecond} {
 			if err := svc.ExtendTimeout(d); err != nil {

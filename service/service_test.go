@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newstyle-go/newstyle"
+	"github.com/newstyle-go/newstyle/internal/testutil"
 	"github.com/newstyle-go/newstyle/journal"
 	"github.com/newstyle-go/newstyle/journaltest"
 )
@@ -166,25 +167,7 @@ func count(msgs []string, want string) int {
 	return k
 }
 
-// lockedBuffer collects the log lines of the stdout fallback.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func testOptions(out *lockedBuffer) Options {
+func testOptions(out *testutil.Buffer) Options {
 	return Options{Log: &newstyle.Options{Target: newstyle.TargetStdout, Stdout: out}, ShutdownTimeout: 2 * time.Second}
 }
 
@@ -286,7 +269,7 @@ func (r *rounds) checkLog(t *testing.T, log string) {
 
 func TestReadyThenStopOnSIGTERM(t *testing.T) {
 	n := newNotifySocket(t)
-	var out lockedBuffer
+	var out testutil.Buffer
 	stopped := false
 	code := runAsync(testOptions(&out), func(ctx context.Context, svc *Service) error {
 		svc.OnStop("cleanup", func(context.Context) error { stopped = true; return nil })
@@ -336,7 +319,7 @@ func monotonicUsec(t *testing.T) int64 {
 // empty line, MONOTONIC_USEC= the time of the reload.
 func TestReloadOnSIGHUP(t *testing.T) {
 	n := newNotifySocket(t)
-	var out lockedBuffer
+	var out testutil.Buffer
 	opts := testOptions(&out)
 	reloaded := make(chan struct{}, 1)
 	opts.Reload = func(context.Context) error { reloaded <- struct{}{}; return nil }
@@ -391,7 +374,7 @@ func TestWatchdogFollowsHealth(t *testing.T) {
 	n := newNotifySocket(t)
 	t.Setenv("WATCHDOG_USEC", "100000") // a round every 50 ms
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
-	var out lockedBuffer
+	var out testutil.Buffer
 	opts := testOptions(&out)
 	var hang atomic.Bool
 	var hung atomic.Int32 // checks that hung
@@ -454,7 +437,7 @@ func TestHealthCheckIgnoringItsContext(t *testing.T) {
 	n := newNotifySocket(t)
 	t.Setenv("WATCHDOG_USEC", "20000") // a round every 10 ms
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
-	var out lockedBuffer
+	var out testutil.Buffer
 	opts := testOptions(&out)
 	first, again := make(chan struct{}), released(t)
 	var calls atomic.Int32
@@ -540,7 +523,7 @@ func TestExitStatuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			newNotifySocket(t)
-			var out lockedBuffer
+			var out testutil.Buffer
 			opts := testOptions(&out)
 			opts.ShutdownTimeout = 200 * time.Millisecond
 			if c := wait(t, runAsync(opts, tt.fn)); c != tt.want {
@@ -563,7 +546,7 @@ func TestExitOnPanicInGoroutine(t *testing.T) {
 	orig := osExit
 	osExit = func(code int) { exited <- code; <-hold } // the goroutine must not go on
 	t.Cleanup(func() { osExit = orig })
-	var out lockedBuffer
+	var out testutil.Buffer
 	code := runAsync(testOptions(&out), func(ctx context.Context, svc *Service) error {
 		svc.Ready("")
 		svc.Go("worker", func() error { panic(errors.New("nil map")) })
@@ -632,7 +615,7 @@ func checkTrace(t *testing.T, line, first string) {
 
 func TestPanicTraceStartsAtThePanic(t *testing.T) {
 	newNotifySocket(t)
-	var out lockedBuffer
+	var out testutil.Buffer
 	if c := Run(testOptions(&out), func(context.Context, *Service) error { panicHere(); return nil }); c != ExitPanic {
 		t.Fatalf("exit status %d", c)
 	}
@@ -655,7 +638,7 @@ func TestPanicTraceOfRuntimeError(t *testing.T) {
 		{indexHere, "indexHere"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var out lockedBuffer
+			var out testutil.Buffer
 			exited := false
 			svc := &Service{logger: newstyle.NewLogger(&newstyle.Options{Target: newstyle.TargetStdout, Stdout: &out}),
 				exit: func(int) { exited = true }}
@@ -685,7 +668,7 @@ func indexHere()      { _ = []int{}[outOfRange] }
 
 func TestShutdownWaitsForTheFunction(t *testing.T) {
 	n := newNotifySocket(t)
-	var out lockedBuffer
+	var out testutil.Buffer
 	opts := testOptions(&out)
 	opts.ShutdownTimeout = 200 * time.Millisecond
 	hold := released(t)
@@ -805,7 +788,7 @@ func TestListenerActivated(t *testing.T) {
 
 func TestNotSystemd(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", "")
-	var out lockedBuffer
+	var out testutil.Buffer
 	c := Run(testOptions(&out), func(ctx context.Context, svc *Service) error {
 		svc.Ready("up")
 		svc.Status("busy")
@@ -820,7 +803,7 @@ func TestNotSystemd(t *testing.T) {
 // at once, cancelling the reload.
 func TestReloadKeepsStatusAndYieldsToStop(t *testing.T) {
 	n := newNotifySocket(t)
-	var out lockedBuffer
+	var out testutil.Buffer
 	opts := testOptions(&out)
 	calls := 0
 	inReload := make(chan struct{})
@@ -869,7 +852,7 @@ func TestReloadKeepsStatusAndYieldsToStop(t *testing.T) {
 }
 
 func TestExitOnPanicLetsAbortHandlerThrough(t *testing.T) {
-	var out lockedBuffer
+	var out testutil.Buffer
 	svc := &Service{logger: newstyle.NewLogger(&newstyle.Options{Target: newstyle.TargetStdout, Stdout: &out}),
 		exit: func(int) { t.Error("ErrAbortHandler ended the process") }}
 	var got any
@@ -896,7 +879,7 @@ func TestAbortLogsAllStacks(t *testing.T) {
 	orig := osExit
 	osExit = func(code int) { exited <- code }
 	t.Cleanup(func() { osExit = orig })
-	var out lockedBuffer
+	var out testutil.Buffer
 	stuck := released(t)
 	code := runAsync(testOptions(&out), func(ctx context.Context, svc *Service) error {
 		go stuckHere(stuck)

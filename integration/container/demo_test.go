@@ -519,18 +519,8 @@ func TestWatchdogRestartsHungService(t *testing.T) {
 // (InaccessiblePaths=), the same records arrive through stdout, one entry
 // each with its priority, none lost.
 func TestStdoutFallback(t *testing.T) {
-	const dropIn = "/etc/systemd/system/" + unit + ".d/50-no-journal-socket.conf"
-	if err := ct.writeFile(dropIn, []byte("[Service]\nInaccessiblePaths=/run/systemd/journal/socket\n")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = ct.exec("rm", "-f", dropIn)
-		_, _ = ct.exec("systemctl", "daemon-reload")
-		_, _ = ct.exec("systemctl", "stop", unit) // the next test starts it afresh
-	})
-	systemctl(t, "daemon-reload")
-	resetFailed(unit)
-	systemctl(t, "restart", unit)
+	dropIn(t, "50-no-journal-socket.conf", "[Service]\nInaccessiblePaths=/run/systemd/journal/socket\n")
+	systemctl(t, "start", unit)
 	pid := show(t, unit, "MainPID")["MainPID"]
 
 	cursor := ct.mark(t)
@@ -812,18 +802,8 @@ func TestSandboxEnforced(t *testing.T) {
 // panics or systemd's watchdog aborts it are in the journal: package
 // service flushes on both ways out.
 func TestAsyncRecordsSurvivePanicAndWatchdog(t *testing.T) {
-	const dropIn = "/etc/systemd/system/" + unit + ".d/50-async.conf"
-	if err := ct.writeFile(dropIn, []byte("[Service]\nEnvironment=NEWSTYLE_DEMO_ASYNC=1h\n")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = ct.exec("rm", "-f", dropIn)
-		_, _ = ct.exec("systemctl", "daemon-reload")
-		_, _ = ct.exec("systemctl", "stop", unit) // the next test starts it afresh
-	})
-	systemctl(t, "daemon-reload")
-	resetFailed(unit)
-	systemctl(t, "restart", unit)
+	dropIn(t, "50-async.conf", "[Service]\nEnvironment=NEWSTYLE_DEMO_ASYNC=1h\n")
+	systemctl(t, "start", unit)
 	pid := running(t)
 
 	// A panic: the record logged just before it was still queued.
@@ -867,18 +847,5 @@ func TestAsyncRecordsSurvivePanicAndWatchdog(t *testing.T) {
 // lack _SYSTEMD_UNIT.
 func pidJournal(t *testing.T, cursor, pid string, done func([]entry) bool) []entry {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		entries, err := ct.journalMatching(cursor, "_PID="+pid)
-		if err == nil && done(entries) {
-			return entries
-		}
-		if time.Now().After(deadline) {
-			if err != nil {
-				t.Fatalf("reading the journal: %v", err)
-			}
-			return entries
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return ct.waitJournalMatching(t, cursor, 10*time.Second, done, "_PID="+pid)
 }

@@ -60,9 +60,16 @@ func (c *container) journalMatching(cursor string, match ...string) ([]entry, er
 // it. It returns the last entries read; the caller checks them.
 func (c *container) waitJournal(t *testing.T, cursor string, timeout time.Duration, done func([]entry) bool) []entry {
 	t.Helper()
+	return c.waitJournalMatching(t, cursor, timeout, done, "-u", unit)
+}
+
+// waitJournalMatching is waitJournal for the entries that match (see
+// journalMatching).
+func (c *container) waitJournalMatching(t *testing.T, cursor string, timeout time.Duration, done func([]entry) bool, match ...string) []entry {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		entries, err := c.journal(cursor)
+		entries, err := c.journalMatching(cursor, match...)
 		if err == nil && done(entries) {
 			return entries
 		}
