@@ -122,21 +122,7 @@ func TestAsyncManyGoroutines(t *testing.T) {
 		last[g] = seq
 		seen[g][seq]++
 	}
-	missing, dup := 0, 0
-	for g := range goroutines {
-		for seq := range perG {
-			switch n := seen[g][seq]; {
-			case n == 0:
-				if missing++; missing <= 5 {
-					t.Errorf("G=%d SEQ=%d is not in the journal", g, seq)
-				}
-			case n > 1:
-				if dup++; dup <= 5 {
-					t.Errorf("G=%d SEQ=%d is in the journal %d times", g, seq, n)
-				}
-			}
-		}
-	}
+	missing, dup := countSeqs(t, goroutines, perG, func(g, seq int) int { return seen[g][seq] })
 	if missing+dup+bad+disorder > 0 {
 		t.Errorf("of %d entries sent: %d missing, %d duplicated, %d out of order, %d unexpected; journal holds %d",
 			total, missing, dup, disorder, bad, len(entries))

@@ -18,10 +18,11 @@ import (
 type entry = testutil.JournalEntry
 
 // query selects entries the way a user does: by SYSLOG_IDENTIFIER, in the
-// default journal or a namespace's.
+// default journal, a namespace's, or the journal files of a directory.
 type query struct {
 	ident     string
 	namespace string   // --namespace; "" for the default journal
+	directory string   // --directory (a central journal); "" for none
 	fields    []string // --output-fields; nil for all
 }
 
@@ -30,6 +31,9 @@ func readJournal(q query) ([]entry, error) {
 	args := []string{"-o", "json", "--all", "--no-pager", "--quiet", "-t", q.ident}
 	if q.namespace != "" {
 		args = append(args, "--namespace="+q.namespace)
+	}
+	if q.directory != "" {
+		args = append(args, "--directory="+q.directory)
 	}
 	if q.fields != nil {
 		args = append(args, "--output-fields="+strings.Join(q.fields, ","))
@@ -81,4 +85,27 @@ func waitJournal(t *testing.T, q query, timeout time.Duration, done func([]entry
 func waitEntries(t *testing.T, q query, n int) []entry {
 	t.Helper()
 	return waitJournal(t, q, 10*time.Second, func(es []entry) bool { return len(es) >= n })
+}
+
+// countSeqs checks that seen, how often each G and SEQ was found in the
+// journal, has every one of goroutines × perG entries exactly once,
+// reporting the first few that do not, and returns how many are missing
+// and how many are there more than once.
+func countSeqs(t *testing.T, goroutines, perG int, seen func(g, seq int) int) (missing, dup int) {
+	t.Helper()
+	for g := range goroutines {
+		for seq := range perG {
+			switch n := seen(g, seq); {
+			case n == 0:
+				if missing++; missing <= 5 {
+					t.Errorf("G=%d SEQ=%d is not in the journal", g, seq)
+				}
+			case n > 1:
+				if dup++; dup <= 5 {
+					t.Errorf("G=%d SEQ=%d is in the journal %d times", g, seq, n)
+				}
+			}
+		}
+	}
+	return missing, dup
 }

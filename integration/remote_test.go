@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -167,7 +166,7 @@ func TestRemoteJournal(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(remoteArriveTimeout)
 		for {
-			es, err := readRemoteJournal(outDir, ident, []string{"MESSAGE"})
+			es, err := readJournal(query{ident: ident, directory: outDir, fields: []string{"MESSAGE"}})
 			if err == nil {
 				got := make(map[string]bool)
 				for _, e := range es {
@@ -222,7 +221,7 @@ func TestRemoteJournal(t *testing.T) {
 	default:
 	}
 
-	got, err := readRemoteJournal(outDir, ident, nil)
+	got, err := readJournal(query{ident: ident, directory: outDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,34 +470,6 @@ func waitTCP(d *remoteDaemon, port int) error {
 			return fmt.Errorf("%s not listening on %s after 10s; its output:\n%s", d.name, addr, d.output)
 		}
 	}
-}
-
-// readRemoteJournal runs journalctl --directory=dir -o json --all for
-// SYSLOG_IDENTIFIER ident (only fields, when not nil) and decodes its
-// output.
-func readRemoteJournal(dir, ident string, fields []string) ([]entry, error) {
-	args := []string{"--directory=" + dir, "-o", "json", "--all", "--no-pager", "--quiet", "-t", ident}
-	if fields != nil {
-		args = append(args, "--output-fields="+strings.Join(fields, ","))
-	}
-	cmd := exec.Command("journalctl", args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	entries, decodeErr := testutil.DecodeJournal(out, fields)
-	if decodeErr != nil {
-		_, _ = io.Copy(io.Discard, out)
-	}
-	if err := cmd.Wait(); err != nil {
-		return nil, fmt.Errorf("%s: %v: %s", strings.Join(cmd.Args, " "), err, stderr.Bytes())
-	}
-	return entries, decodeErr
 }
 
 // short quotes a value for a failure message, cut to 200 bytes.
