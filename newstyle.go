@@ -28,6 +28,7 @@ package newstyle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -183,8 +184,12 @@ func NewHandler(opts *Options) *Handler {
 	})
 	h := &Handler{fallback: fallback, stdout: fallback, sw: &switcher{fallback: fallback}}
 	socketPath := opts.SocketPath
+	var pathErr error
 	if socketPath == "" && opts.Namespace != "" {
-		socketPath = journal.NamespaceSocketPath(opts.Namespace)
+		socketPath, pathErr = journal.NamespaceSocketPath(opts.Namespace)
+		if pathErr != nil {
+			pathErr = fmt.Errorf("Options.Namespace: %w", pathErr)
+		}
 	}
 	wopts := &journal.WriterOptions{
 		SocketPath:       socketPath,
@@ -217,6 +222,10 @@ func NewHandler(opts *Options) *Handler {
 	// later, by SetTarget, when it becomes one: a Handler on stdout holds
 	// no socket.
 	h.sw.makeJournal = func() (*journalSide, error) {
+		if pathErr != nil {
+			// No socket is opened for a name that could lead anywhere.
+			return nil, pathErr
+		}
 		w, err := journal.NewWriter(wopts)
 		if err != nil {
 			return nil, err
@@ -231,7 +240,7 @@ func NewHandler(opts *Options) *Handler {
 	}
 	side, err := h.sw.makeJournal()
 	if err != nil {
-		h.detection = Detection{Target: TargetStdout, Reason: err.Error()}
+		h.detection = Detection{Target: TargetStdout, Reason: "the journal cannot be used: " + err.Error()}
 		h.sw.target.Store(int32(TargetStdout))
 		return h
 	}
@@ -371,9 +380,10 @@ var ErrInvalidTarget = errors.New("newstyle: invalid target")
 // It returns the outcome, with the reason for TargetAuto's choice. It is
 // safe to call at any time, from any goroutine; a record being handled
 // meanwhile goes to the old target or the new one. Only making the
-// journal's Writer can fail (the error is journal.NewWriter's): the
-// target is then unchanged. After Close, the journal stays closed, and
-// records sent to it go to stdout.
+// journal's Writer can fail (the error is journal.NewWriter's, or the
+// invalid Options.Namespace's): the target is then unchanged. After
+// Close, the journal stays closed: choosing it (TargetJournal,
+// TargetAuto) returns an error matching journal.ErrClosed.
 //
 // Handle pays one atomic load for this.
 func (h *Handler) SetTarget(t Target) (Detection, error) {
@@ -381,14 +391,16 @@ func (h *Handler) SetTarget(t Target) (Detection, error) {
 }
 
 // Close releases the Handler's journal socket (see journal.Writer.Close);
-// the Handler and every Handler derived from it then write to stdout.
-// Closing is optional: an unreachable Handler releases it when collected.
-// It is not an error to close twice.
+// the Handler and every Handler derived from it then write to stdout
+// (Target reports TargetStdout), and SetTarget can no longer choose the
+// journal. Close returns within the journal Writer's bound (SendTimeout,
+// and a few milliseconds for an asynchronous Writer), whatever journald,
+// OnUndelivered or stdout do; what an asynchronous Writer had not
+// delivered by then is counted, reported and left (its error says how
+// many). Closing is optional: an unreachable Handler releases the socket
+// when collected. It is not an error to close twice.
 func (h *Handler) Close() error {
-	h.sw.setMu.Lock()
-	defer h.sw.setMu.Unlock()
-	h.sw.closed = true
-	side := h.sw.side.Load()
+	side := h.sw.close()
 	if side == nil {
 		return nil
 	}

@@ -146,11 +146,11 @@ func (s *switcher) setTarget(t Target) (Detection, error) {
 	case TargetStdout, TargetNull:
 		d = Detection{Target: t, Reason: "SetTarget(" + t.String() + ")"}
 	case TargetJournal, TargetAuto:
+		if s.closed {
+			return Detection{}, fmt.Errorf("newstyle: SetTarget(%s): %w", t, journal.ErrClosed)
+		}
 		side := s.side.Load()
 		if side == nil {
-			if s.closed {
-				return Detection{}, fmt.Errorf("newstyle: SetTarget(%s): %w", t, journal.ErrClosed)
-			}
 			var err error
 			if side, err = s.makeJournal(); err != nil {
 				// Tried again at the next call: nothing is kept of a
@@ -169,4 +169,17 @@ func (s *switcher) setTarget(t Target) (Detection, error) {
 	}
 	s.target.Store(int32(d.Target))
 	return d, nil
+}
+
+// close marks the Handlers closed and moves them off the journal; it
+// returns the journal's side, for the caller to close outside the lock,
+// so that SetTarget never waits behind a Close.
+func (s *switcher) close() *journalSide {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	s.closed = true
+	if Target(s.target.Load()) == TargetJournal {
+		s.target.Store(int32(TargetStdout))
+	}
+	return s.side.Load()
 }

@@ -19,8 +19,8 @@ import (
 func TestLoggerNamespaceByName(t *testing.T) {
 	name := fmt.Sprintf("newstyle-byname-%d", os.Getpid())
 	j := startNamespaceJournald(t, name)
-	if got := journal.NamespaceSocketPath(name); got != j.socket {
-		t.Fatalf("NamespaceSocketPath(%q) = %s, but journald listens on %s", name, got, j.socket)
+	if got, err := journal.NamespaceSocketPath(name); err != nil || got != j.socket {
+		t.Fatalf("NamespaceSocketPath(%q) = %s, %v, but journald listens on %s", name, got, err, j.socket)
 	}
 
 	ident := uniqueIdent(t)

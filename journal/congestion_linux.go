@@ -81,9 +81,9 @@ const pumpRecheck = 100 * time.Millisecond
 func (q *congestion) busy() bool { return q.waiting.Load() != 0 }
 
 // wait queues a datagram and waits until the pump has sent it, or for at
-// most timeout (< 0: without bound). It returns the send's errno, or
-// EAGAIN when the time ran out first.
-func (q *congestion) wait(s *socket, data, oob []byte, timeout time.Duration) unix.Errno {
+// most timeout (< 0: without bound), or until abort is closed. It returns
+// the send's errno, or EAGAIN when the time ran out (or abort) first.
+func (q *congestion) wait(s *socket, data, oob []byte, timeout time.Duration, abort <-chan struct{}) unix.Errno {
 	w := waiterPool.Get().(*waiter)
 	w.data, w.oob = data, oob
 	w.state.Store(waiting)
@@ -100,20 +100,22 @@ func (q *congestion) wait(s *socket, data, oob []byte, timeout time.Duration) un
 	}
 	q.mu.Unlock()
 
-	if timeout < 0 {
-		<-w.done
-		return w.recycle()
-	}
-	if w.timer == nil {
-		w.timer = time.NewTimer(timeout)
-	} else {
-		w.timer.Reset(timeout)
+	var expired <-chan time.Time // nil: without bound
+	if timeout >= 0 {
+		if w.timer == nil {
+			w.timer = time.NewTimer(timeout)
+		} else {
+			w.timer.Reset(timeout)
+		}
+		expired = w.timer.C
 	}
 	select {
 	case <-w.done:
-		w.timer.Stop()
+		w.stopTimer()
 		return w.recycle()
-	case <-w.timer.C:
+	case <-expired:
+	case <-abort:
+		w.stopTimer()
 	}
 	for {
 		if w.state.CompareAndSwap(waiting, abandoned) {
@@ -127,6 +129,12 @@ func (q *congestion) wait(s *socket, data, oob []byte, timeout time.Duration) un
 		}
 		// The pump is in the middle of one non-blocking send for w.
 		runtime.Gosched()
+	}
+}
+
+func (w *waiter) stopTimer() {
+	if w.timer != nil {
+		w.timer.Stop()
 	}
 }
 

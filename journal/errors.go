@@ -56,6 +56,11 @@ var (
 
 	// ErrClosed: the Writer was closed.
 	ErrClosed = errors.New("journal: writer closed")
+
+	// ErrInvalidSocketPath: WriterOptions.SocketPath cannot name a
+	// socket: it holds a NUL byte, is "@" alone, or is too long for an
+	// AF_UNIX address (107 bytes). NewWriter returns it.
+	ErrInvalidSocketPath = errors.New("journal: invalid socket path")
 )
 
 // Kinds of failure that callers have no reason to branch on; they are
@@ -75,7 +80,7 @@ type sendError struct {
 }
 
 func (e *sendError) Error() string {
-	s := "journal: send to " + e.path + ": " + trimPrefix(e.kind.Error())
+	s := "journal: send to " + quote(e.path) + ": " + trimPrefix(e.kind.Error())
 	if e.errno != 0 {
 		s += ": " + e.errno.Error()
 	}

@@ -65,7 +65,7 @@ func Example_noJournald() {
 	fmt.Println(w.Stats().Errors.NoSocket)
 	// Output:
 	// true true true
-	// journal: send to /nonexistent/journal/socket: journald unavailable: no socket: no such file or directory
+	// journal: send to "/nonexistent/journal/socket": journald unavailable: no socket: no such file or directory
 	// 1
 }
 

@@ -4,6 +4,7 @@ package journal
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -54,13 +55,21 @@ func openSocket(path string) (*socket, error) {
 	}
 	s := &socket{path: path, refs: 1}
 	if len(path) >= len(s.addr.Path) {
-		return nil, errors.New("journal: socket path too long: " + quote(path))
+		return nil, fmt.Errorf("%w %s: longer than %d bytes", ErrInvalidSocketPath, quote(path), len(s.addr.Path)-1)
 	}
 	s.addr.Family = unix.AF_UNIX
 	for i := 0; i < len(path); i++ {
 		s.addr.Path[i] = int8(path[i])
 	}
 	s.addrLen = uint32(unsafe.Offsetof(s.addr.Path)) + uint32(len(path)) + 1
+	if path[0] == '@' {
+		// An abstract address: a NUL, then the name, whose length is
+		// the address's (no NUL ends it). Go's net package and
+		// golang.org/x/sys/unix read '@' so too, which the pump's
+		// socket and the memfd's sendmsg rely on.
+		s.addr.Path[0] = 0
+		s.addrLen--
+	}
 
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -111,7 +120,10 @@ func raiseSendBuffer(fd, n int) {
 // so a stalled journald and thousands of logging goroutines would make
 // thousands of threads (Go dies at 10,000). When journald's queue is full,
 // the caller waits in Go instead (see congestion), as a parked goroutine.
-func (s *socket) send(data []byte, timeout time.Duration) (viaFile bool, err error) {
+//
+// A send from an asynchronous Writer's sender also stops waiting when
+// abort is closed (Close began); nil never is.
+func (s *socket) send(data []byte, timeout time.Duration, abort <-chan struct{}) (viaFile bool, err error) {
 	errno := unix.EAGAIN
 	if !s.q.busy() {
 		// Callers already waiting go first: a newcomer does not take the
@@ -119,14 +131,14 @@ func (s *socket) send(data []byte, timeout time.Duration) (viaFile bool, err err
 		errno = s.sendto(data)
 	}
 	if errno == unix.EAGAIN {
-		errno = s.q.wait(s, data, nil, timeout)
+		errno = s.q.wait(s, data, nil, timeout, abort)
 	}
 	switch errno {
 	case 0:
 		return false, nil
 	case unix.EMSGSIZE, unix.ENOBUFS:
 		// Too large for a datagram, or for the kernel to allocate one.
-		return true, s.sendFile(data, timeout)
+		return true, s.sendFile(data, timeout, abort)
 	}
 	// libsystemd also retries EAGAIN through a memfd; its socket blocks
 	// without bound. Ours waited the whole timeout, so EAGAIN means
@@ -153,7 +165,7 @@ func (s *socket) sendto(data []byte) unix.Errno {
 // sendFile writes data to a sealed memfd, or failing that an unlinked file
 // under /dev/shm, and passes its descriptor to journald, which reads the
 // entry from it.
-func (s *socket) sendFile(data []byte, timeout time.Duration) error {
+func (s *socket) sendFile(data []byte, timeout time.Duration, abort <-chan struct{}) error {
 	fd, err := openEntryFile()
 	if err != nil {
 		return &sendError{kind: errFile, errno: errnoOf(err), path: s.path}
@@ -174,7 +186,7 @@ func (s *socket) sendFile(data []byte, timeout time.Duration) error {
 		errno = s.sendRights(rights)
 	}
 	if errno == unix.EAGAIN {
-		errno = s.q.wait(s, nil, rights, timeout)
+		errno = s.q.wait(s, nil, rights, timeout, abort)
 	}
 	if errno != 0 {
 		return s.error(errno)

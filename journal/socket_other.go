@@ -10,7 +10,7 @@ type socket struct{ path string }
 
 func openSocket(path string) (*socket, error) { return &socket{path: path}, nil }
 
-func (s *socket) send([]byte, time.Duration) (bool, error) {
+func (s *socket) send([]byte, time.Duration, <-chan struct{}) (bool, error) {
 	return false, &sendError{kind: ErrNoSocket, path: s.path}
 }
 

@@ -16,11 +16,21 @@ import (
 // none yet. Then Entries + Errors.Total() + Dropped + queued is the
 // number of calls to Send.
 type Stats struct {
-	Entries uint64      // entries journald's socket took
-	Bytes   uint64      // their size as encoded
+	Entries uint64      // entries of Send that journald's socket took
+	Bytes   uint64      // the size of the datagrams it took, as encoded
 	Memfd   uint64      // datagrams passed as a memfd (or /dev/shm file)
 	Errors  ErrorCounts // entries not sent, by reason
 	Dropped uint64      // entries a full queue dropped (OnFull DropNewest)
+
+	// Reports counts the entries of the Writer's own that journald took:
+	// the reports of lost entries (DroppedMessageID) and of a callback's
+	// panic (CallbackPanicMessageID). They are not Sends, and not in
+	// Entries.
+	Reports uint64
+
+	// CallbackPanics counts the panics recovered in the program's
+	// callbacks (AsyncOptions.OnUndelivered).
+	CallbackPanics uint64
 
 	// Datagrams is how many datagrams carried Entries, and Batches how
 	// many entries they carried: Batches[i] counts the datagrams of
@@ -51,6 +61,7 @@ func (c ErrorCounts) Total() uint64 {
 
 type counters struct {
 	entries, bytes, memfd, dropped, datagrams atomic.Uint64
+	reports, callbackPanics                   atomic.Uint64
 	errs                                      [numKinds]atomic.Uint64
 	batches                                   [8]atomic.Uint64
 }
@@ -84,15 +95,17 @@ func (c *counters) sent(n int, viaFile bool) {
 	}
 }
 
-// sentBatch counts a datagram of entries entries, size bytes.
-func (c *counters) sentBatch(size, entries int, viaFile bool) {
-	c.entries.Add(uint64(entries))
+// sentBatch counts a datagram of size bytes that carried the entries of
+// sends Sends and own reports of the Writer's.
+func (c *counters) sentBatch(size, sends, own int, viaFile bool) {
+	c.entries.Add(uint64(sends))
+	c.reports.Add(uint64(own))
 	c.bytes.Add(uint64(size))
 	if viaFile {
 		c.memfd.Add(1)
 	}
 	c.datagrams.Add(1)
-	c.batches[min(bits.Len(uint(entries))-1, len(c.batches)-1)].Add(1)
+	c.batches[min(bits.Len(uint(sends+own))-1, len(c.batches)-1)].Add(1)
 }
 
 func (c *counters) drop() { c.dropped.Add(1) }
@@ -116,7 +129,10 @@ func (w *Writer) Stats() Stats {
 		Bytes:     c.bytes.Load(),
 		Memfd:     c.memfd.Load(),
 		Dropped:   c.dropped.Load(),
+		Reports:   c.reports.Load(),
 		Datagrams: c.datagrams.Load(),
+
+		CallbackPanics: c.callbackPanics.Load(),
 		Errors: ErrorCounts{
 			InvalidField:    c.errs[kindInvalidField].Load(),
 			InvalidPriority: c.errs[kindInvalidPriority].Load(),

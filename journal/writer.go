@@ -2,10 +2,13 @@ package journal
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/newstyle-go/newstyle/internal/buffer"
@@ -16,21 +19,6 @@ import (
 // /run/systemd/journal.NAME/socket instead.
 const DefaultSocketPath = "/run/systemd/journal/socket"
 
-// NamespaceSocketPath returns the native-protocol socket of the journald of
-// journal namespace name: /run/systemd/journal.NAME/socket, where the
-// entries of a unit with LogNamespace=NAME go (journalctl --namespace=NAME
-// reads them); DefaultSocketPath for "". Inside such a unit systemd mounts
-// that directory over /run/systemd/journal, so DefaultSocketPath reaches
-// the namespace there too. The name is not checked: journald refuses to
-// start for an invalid one, so a Writer for it finds no socket
-// (ErrNoSocket).
-func NamespaceSocketPath(name string) string {
-	if name == "" {
-		return DefaultSocketPath
-	}
-	return "/run/systemd/journal." + name + "/socket"
-}
-
 // DefaultSendTimeout is how long Send waits, by default, for a journald
 // that does not read. journald takes tens of thousands of entries a second,
 // so a queue still full after this long means it is stuck, not busy.
@@ -40,7 +28,14 @@ const DefaultSendTimeout = 2 * time.Second
 // journald.
 type WriterOptions struct {
 	// SocketPath is the journald socket to send to; empty means
-	// DefaultSocketPath.
+	// DefaultSocketPath (NamespaceSocketPath gives a namespace's). A
+	// leading '@' names an address in the abstract namespace, as in
+	// systemd's and Go's own socket addresses: "@name" is "\x00name",
+	// for every entry, small or passed as a memfd, and for Probe. (Any
+	// process of the network namespace may bind an abstract name; a
+	// path is guarded by its directory's permissions.) A path with a NUL
+	// byte, "@" alone, or one over 107 bytes is refused by NewWriter
+	// with ErrInvalidSocketPath.
 	SocketPath string
 
 	// SendTimeout bounds how long Send waits while journald's socket queue
@@ -103,12 +98,10 @@ type WriterOptions struct {
 // so a program that passes untrusted input as field names must not pass it
 // to Send: the Handler renames those fields.
 //
-// Send is synchronous: when it returns nil, journald's socket has the entry.
-// The entry's encoding and its transport are separate steps, and journald
-// accepts several entries in one datagram (separated by an empty line), so
-// an asynchronous sender that batches entries can be added as an option
-// without changing Send's signature; it would return the errors found
-// before queueing and count delivery errors in Stats.
+// By default Send is synchronous: when it returns nil, journald's socket
+// has the entry. With WriterOptions.Async, Send checks and encodes the
+// entry, queues it and returns, and a goroutine of the Writer's sends
+// the queue many entries to a datagram (see AsyncOptions).
 type Writer struct {
 	path    string
 	ident   []byte // pre-encoded SYSLOG_IDENTIFIER field; nil for none
@@ -118,14 +111,18 @@ type Writer struct {
 	release *release
 	async   *asyncQueue // nil for a synchronous Writer
 
-	// mu guards the socket against Close: Send holds it for reading
-	// across the system call, so the descriptor cannot be closed and
-	// reused under it.
-	mu     sync.RWMutex
-	closed bool
+	// users counts the sends under way (and an asynchronous Writer's
+	// sender while it runs), with closedBit set by Close: the socket is
+	// given back by Close when nothing is under way, else by the last
+	// send to finish, so that its descriptor is never closed (and reused)
+	// under a send, and Close never waits for one.
+	users atomic.Int64
 
 	stats counters
 }
+
+// closedBit marks Writer.users once the Writer is closed.
+const closedBit = 1 << 62
 
 // NewWriter returns a Writer for opts; nil opts are the defaults. It opens the Writer's socket but does
 // not check that journald is there: that is Send's outcome, and an absent
@@ -147,6 +144,9 @@ func NewWriter(opts *WriterOptions) (*Writer, error) {
 	}
 	if ident != "" {
 		w.ident = appendStringField(nil, "SYSLOG_IDENTIFIER", ident)
+	}
+	if err := checkSocketPath(w.path); err != nil {
+		return nil, err
 	}
 	s, err := openSocket(w.path)
 	if err != nil {
@@ -204,23 +204,39 @@ func (w *Writer) Send(message string, priority Priority, fields ...Field) error 
 // transmit hands one entry of priority pri to journald, or to the queue
 // of an asynchronous Writer, and counts the outcome.
 func (w *Writer) transmit(data []byte, pri Priority) error {
-	if w.async != nil {
-		return w.async.enqueue(data, pri)
-	}
-	w.mu.RLock()
-	if w.closed {
-		w.mu.RUnlock()
+	if !w.acquire() {
 		w.stats.fail(ErrClosed)
 		return ErrClosed
 	}
-	viaFile, err := w.sock.send(data, w.timeout)
-	w.mu.RUnlock()
+	defer w.unref()
+	if w.async != nil {
+		return w.async.enqueue(data, pri)
+	}
+	viaFile, err := w.sock.send(data, w.timeout, nil)
 	if err != nil {
 		w.stats.fail(err)
 		return err
 	}
 	w.stats.sent(len(data), viaFile)
 	return nil
+}
+
+// acquire counts one more use of the socket, and reports false (counting
+// nothing) once the Writer is closed.
+func (w *Writer) acquire() bool {
+	if w.users.Add(1)&closedBit != 0 {
+		w.unref()
+		return false
+	}
+	return true
+}
+
+// unref ends one use of the socket; the last use after Close gives the
+// socket back.
+func (w *Writer) unref() {
+	if w.users.Add(-1) == closedBit {
+		w.release.do()
+	}
 }
 
 // Probe reports whether a journald listens at the Writer's socket path,
@@ -241,27 +257,40 @@ func (w *Writer) Flush(ctx context.Context) error {
 }
 
 // Close releases the Writer's socket: the process's socket for the path is
-// closed with the last Writer that uses it. Close waits for sends under
-// way (each for at most SendTimeout); later sends return ErrClosed. An
-// asynchronous Writer first sends what is queued, for at most SendTimeout
-// (DefaultSendTimeout when SendTimeout waits without bound); entries still
-// queued then are counted as timed out. Closing twice is not an error.
+// closed with the last Writer that uses it. Later sends return ErrClosed.
+// Closing twice is not an error.
+//
+// Close never waits for a synchronous send under way: each ends within
+// SendTimeout, and the last of them gives the socket back. An
+// asynchronous Writer first delivers what is queued, for at most
+// SendTimeout (DefaultSendTimeout when SendTimeout waits without bound),
+// so Close returns within that bound and a few milliseconds, whatever
+// journald, OnUndelivered or the program's stdout do. Entries it could
+// not deliver by then are not waited for: they are counted as timed out
+// (Stats.Errors.Timeout), OnUndelivered is not called for them, a report
+// of them is tried once (see DroppedMessageID), and Close returns an
+// error that matches ErrTimeout and says how many there were. (An
+// OnUndelivered call that was under way at the deadline is left to
+// finish on the sender's goroutine.)
 func (w *Writer) Close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
+	if w.users.Or(closedBit)&closedBit != 0 {
 		return nil
 	}
+	var err error
 	if w.async != nil {
 		bound := w.timeout
 		if bound < 0 {
 			bound = DefaultSendTimeout
 		}
-		w.async.close(time.Now().Add(bound))
+		if n := w.async.close(time.Now().Add(bound)); n > 0 {
+			err = fmt.Errorf("journal: close: %d entries not delivered within %v: %w", n, bound, ErrTimeout)
+		}
 	}
-	w.closed = true
-	w.release.do()
-	return w.release.err
+	if w.users.Load() == closedBit {
+		w.release.do()
+		err = errors.Join(err, w.release.err)
+	}
+	return err
 }
 
 // ProgramName returns the base name of the running program (os.Args[0]),

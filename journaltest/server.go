@@ -103,7 +103,9 @@ func NewServer(t testing.TB) *Server {
 
 // NewServerAt is NewServer at a given path, e.g. that of a closed Server to
 // simulate journald restarting. Like journald it first removes a stale socket
-// there, and makes the socket writable by everyone (mode 0666).
+// there, and makes the socket writable by everyone (mode 0666). A path that
+// starts with '@' is an abstract address, as journal.WriterOptions.SocketPath
+// reads it: "@name" binds "\x00name", and no file is made.
 func NewServerAt(t testing.TB, path string) *Server {
 	t.Helper()
 	s, err := Listen(path)
@@ -121,22 +123,26 @@ func Listen(path string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journaltest: socket: %w", err)
 	}
+	// A leading '@' names an abstract address, which has no file.
+	abstract := strings.HasPrefix(path, "@")
 	var st unix.Stat_t
-	if unix.Lstat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFSOCK {
+	if !abstract && unix.Lstat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFSOCK {
 		os.Remove(path)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("journaltest: bind %s: %w", path, err)
 	}
-	// bind applies the umask; journald's socket accepts every user.
-	err = os.Chmod(path, 0o666)
-	if err == nil {
-		err = unix.Stat(path, &st)
-	}
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("journaltest: %w", err)
+	if !abstract {
+		// bind applies the umask; journald's socket accepts every user.
+		err = os.Chmod(path, 0o666)
+		if err == nil {
+			err = unix.Stat(path, &st)
+		}
+		if err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("journaltest: %w", err)
+		}
 	}
 	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
@@ -244,7 +250,7 @@ func (s *Server) Close() {
 		unix.Close(s.fd)
 		unix.Close(s.wake)
 		var st unix.Stat_t
-		if unix.Lstat(s.path, &st) == nil && st.Ino == s.ino {
+		if !strings.HasPrefix(s.path, "@") && unix.Lstat(s.path, &st) == nil && st.Ino == s.ino {
 			os.Remove(s.path)
 		}
 	})

@@ -2,7 +2,9 @@ package slogcore
 
 import (
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -118,4 +120,53 @@ func FindStack(err error) StackTracer {
 		}
 	}
 	return nil
+}
+
+// PanicStack returns the stack of the panicking goroutine, formatted by
+// AppendStack, from the frame that panicked down. It must be called by
+// the deferred function that recovered: the goroutine's stack is still
+// the panic's then, under the recovery's own frames and runtime.gopanic,
+// which are cut off, as are the runtime's frames that raised a run-time
+// panic (a nil map, a nil pointer, an index) for the function that caused
+// it. Go's own crash output leaves out the same.
+func PanicStack() []byte {
+	pcs := Callers(0)
+	for i, pc := range pcs {
+		if !slices.Contains(frameFuncs(pc), "runtime.gopanic") {
+			continue
+		}
+		rest := pcs[i+1:]
+		for len(rest) > 1 && inRuntime(rest[0]) {
+			rest = rest[1:]
+		}
+		return AppendStack(nil, rest)
+	}
+	// Cannot happen after a recover that returned a value; should a
+	// runtime change it, the recovery's frames beat an empty trace.
+	return AppendStack(nil, pcs)
+}
+
+// frameFuncs returns the functions at pc, the innermost first: more than
+// one where calls were inlined.
+func frameFuncs(pc uintptr) []string {
+	frames := runtime.CallersFrames([]uintptr{pc})
+	var names []string
+	for {
+		f, more := frames.Next()
+		names = append(names, f.Function)
+		if !more {
+			return names
+		}
+	}
+}
+
+// inRuntime reports whether pc is the runtime's own code, and no
+// program's code that had the runtime's inlined into it.
+func inRuntime(pc uintptr) bool {
+	for _, name := range frameFuncs(pc) {
+		if !strings.HasPrefix(name, "runtime.") && !strings.HasPrefix(name, "internal/runtime/") {
+			return false
+		}
+	}
+	return true
 }
