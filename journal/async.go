@@ -156,7 +156,7 @@ type asyncQueue struct {
 	// abandoned counts the entries given up at Close's deadline, without
 	// a call of OnUndelivered.
 	abandoned uint64
-	stopped  chan struct{} // closed when a closing sender has finished
+	stopped   chan struct{} // closed when a closing sender has finished
 }
 
 // batch is entries in the native format, each followed by the empty line
