@@ -116,15 +116,15 @@ func (p passedFDs) names() []string {
 // LISTEN_FDNAMES, for the process LISTEN_PID, as sd_listen_fds(3) reads
 // them), and unsets the three variables, whoever they were for.
 //
-// A descriptor is looked at before it is touched: only a listening
-// socket is taken (given to a net.Listener, its descriptor closed, as
-// the listener holds a copy), anything else is left as it is and
-// reported. Were the variables not systemd's (LISTEN_FDS larger than what
-// was passed), the descriptors in the range could be Go's own (its
-// poller's epoll and eventfd) or the program's, which must not be
-// wrapped in an os.File: the garbage collector would close them. The
-// range ends at the first descriptor that is not open, which systemd
-// never leaves; that is reported too.
+// Every descriptor is looked at before any is touched. systemd passes
+// them in a row from fd 3, all open: when one in the range LISTEN_FDS
+// counts is not, the variables are not systemd's, and what is open in
+// the range is someone else's (Go's own poller's epoll and eventfd, the
+// program's own sockets), so none is taken, and a warning says so.
+// Otherwise only listening sockets are taken (each given to a
+// net.Listener, which holds a copy, and closed); anything else is left
+// open as it is, never wrapped in an os.File (which the garbage
+// collector would close), and reported once.
 func takePassed(logger *slog.Logger) passedFDs {
 	pid, fds, names := os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_FDNAMES")
 	os.Unsetenv("LISTEN_PID")
@@ -141,22 +141,28 @@ func takePassed(logger *slog.Logger) passedFDs {
 		logger.Warn("service: LISTEN_FDS is not a number of descriptors; no socket taken", "listen_fds", fds)
 		return passedFDs{}
 	}
+	modes := make([]uint32, 0, min(n, 1024))
+	for fd := listenFDsStart; fd < listenFDsStart+n; fd++ {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			logger.Warn("service: LISTEN_FDS counts descriptors that are not open: the environment is not systemd's; no socket taken",
+				"listen_fds", n, "fd", fd, "err", err)
+			return passedFDs{}
+		}
+		modes = append(modes, st.Mode)
+	}
+
 	nameOf := strings.Split(names, ":")
 	byName := map[string][]net.Listener{}
 	p := passedFDs{others: map[string][]string{}}
 	var skipped []string
-	for i := 0; i < n; i++ {
+	for i, mode := range modes {
 		fd := listenFDsStart + i
 		name := "LISTEN_FD_" + strconv.Itoa(fd) // go-systemd's name when LISTEN_FDNAMES has none
 		if i < len(nameOf) && nameOf[i] != "" {
 			name = nameOf[i]
 		}
-		ln, what, err := takeListener(fd, name)
-		if err != nil {
-			logger.Warn("service: LISTEN_FDS counts descriptors that are not open: the environment is not systemd's; the rest are left alone",
-				"listen_fds", n, "fd", fd, "err", err)
-			break
-		}
+		ln, what := takeListener(fd, mode, name)
 		if ln != nil {
 			byName[name] = append(byName[name], ln)
 			continue
@@ -179,37 +185,34 @@ func takePassed(logger *slog.Logger) passedFDs {
 	return p
 }
 
-// takeListener returns a net.Listener for fd when it is a listening
-// socket, closing fd itself (the listener holds a copy); otherwise what
-// fd is, and fd untouched. An error means fd is not open.
-func takeListener(fd int, name string) (ln net.Listener, what string, err error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, "", err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return nil, "fd " + strconv.Itoa(fd) + ", " + fileKind(st.Mode), nil
+// takeListener returns a net.Listener for fd, of mode, when it is a
+// listening socket, closing fd itself (the listener holds a copy);
+// otherwise what fd is, and fd untouched.
+func takeListener(fd int, mode uint32, name string) (ln net.Listener, what string) {
+	what = "fd " + strconv.Itoa(fd) + ", "
+	if mode&unix.S_IFMT != unix.S_IFSOCK {
+		return nil, what + fileKind(mode)
 	}
 	// As sd_listen_fds does: a child process must not inherit it.
 	unix.CloseOnExec(fd)
 	if listening, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || listening == 0 {
-		return nil, "fd " + strconv.Itoa(fd) + ", " + socketKind(fd), nil
+		return nil, what + socketKind(fd)
 	}
 	// net.FileListener takes a copy of the file's descriptor; the file is
 	// a copy of fd too, so that fd is closed only once a listener holds
 	// the socket, and never by the garbage collector.
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return nil, "fd " + strconv.Itoa(fd) + ", a listening socket that cannot be copied: " + err.Error(), nil
+		return nil, what + "a listening socket that cannot be copied: " + err.Error()
 	}
 	f := os.NewFile(uintptr(dup), name)
 	ln, err = net.FileListener(f)
 	f.Close()
 	if err != nil {
-		return nil, "fd " + strconv.Itoa(fd) + ", a listening socket Go cannot serve: " + err.Error(), nil
+		return nil, what + "a listening socket Go cannot serve: " + err.Error()
 	}
 	unix.Close(fd)
-	return ln, "", nil
+	return ln, ""
 }
 
 // fileKind names a descriptor that is not a socket by its mode.

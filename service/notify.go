@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -31,15 +32,16 @@ var errInvalidNotification = errors.New("service: sd_notify: a notification syst
 
 // sendNotify sends state, a notification, to systemd's NOTIFY_SOCKET (a
 // path, or an abstract address written with a leading '@', as
-// sd_notify(3) takes them), waiting at most until deadline for the
-// socket to take it. A program not started by systemd (no NOTIFY_SOCKET)
-// is not an error: nothing is sent. NOTIFY_SOCKET is left set.
+// sd_notify(3) takes them), waiting at most until deadline, or until ctx
+// ends, for the socket to take it. A program not started by systemd (no
+// NOTIFY_SOCKET) is not an error: nothing is sent. NOTIFY_SOCKET is left
+// set.
 //
 // A new connected socket per notification, as go-systemd's SdNotify and
 // libsystemd use: a connected datagram socket is what the poller can
 // wait on when systemd's queue is full (the kernel wakes it as the queue
 // drains), and a new one finds a socket systemd re-created.
-func sendNotify(state string, deadline time.Time) error {
+func sendNotify(ctx context.Context, state string, deadline time.Time) error {
 	path := os.Getenv("NOTIFY_SOCKET")
 	if path == "" {
 		return nil
@@ -55,14 +57,18 @@ func sendNotify(state string, deadline time.Time) error {
 	if err := conn.SetWriteDeadline(deadline); err != nil {
 		return fmt.Errorf("service: sd_notify: %w", err)
 	}
+	// A deadline in the past ends a Write under way.
+	defer context.AfterFunc(ctx, func() { conn.SetWriteDeadline(time.Unix(1, 0)) })()
 	if _, err := conn.Write([]byte(state)); err != nil {
 		return fmt.Errorf("service: sd_notify: %w", err)
 	}
 	return nil
 }
 
-// notify sends state within notifyTimeout.
-func notify(state string) error { return sendNotify(state, time.Now().Add(notifyTimeout)) }
+// notify sends state within notifyTimeout, or until ctx ends.
+func notify(ctx context.Context, state string) error {
+	return sendNotify(ctx, state, time.Now().Add(notifyTimeout))
+}
 
 // withStatus returns the notification of state, the library's own
 // assignments one a line (or none), followed by STATUS=status. The status
@@ -147,7 +153,17 @@ type notifyFailures struct {
 }
 
 // notifyf sends state, reporting a failure as notifyFailures says.
-func (s *Service) notifyf(state string) { s.reportNotify(state, notify(state)) }
+func (s *Service) notifyf(state string) { s.notifyCtx(context.Background(), state) }
+
+// notifyCtx is notifyf for a sender that ctx may cut short: the watchdog,
+// whose pings must not hold Run's return up.
+func (s *Service) notifyCtx(ctx context.Context, state string) {
+	err := notify(ctx, state)
+	if err != nil && ctx.Err() != nil {
+		return // cut short by the stop: no fault of the socket's
+	}
+	s.reportNotify(state, err)
+}
 
 // reportNotify reports the outcome err of sending state.
 func (s *Service) reportNotify(state string, err error) {

@@ -471,7 +471,7 @@ func (s *Service) beginStop(state string, deadline time.Time) <-chan struct{} {
 		}
 		s.stateMu.Lock()
 		defer s.stateMu.Unlock()
-		s.reportNotify(state, sendNotify(state, until))
+		s.reportNotify(state, sendNotify(context.Background(), state, until))
 	}()
 	return sent
 }
@@ -663,7 +663,7 @@ func (s *Service) ExtendTimeout(d time.Duration) error {
 	if d%time.Microsecond != 0 {
 		usec++
 	}
-	if err := notify("EXTEND_TIMEOUT_USEC=" + strconv.FormatInt(int64(usec), 10)); err != nil {
+	if err := notify(context.Background(), "EXTEND_TIMEOUT_USEC="+strconv.FormatInt(int64(usec), 10)); err != nil {
 		return fmt.Errorf("service: EXTEND_TIMEOUT_USEC: %w", err)
 	}
 	return nil

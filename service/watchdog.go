@@ -113,7 +113,7 @@ func (s *Service) watchdog(ctx context.Context, every time.Duration) {
 				s.logger.Info("service: health check passes again")
 			}
 			healthy = true
-			s.notifyf("WATCHDOG=1")
+			s.notifyCtx(ctx, "WATCHDOG=1")
 		}
 		if report := watchdogRound.Load(); report != nil {
 			(*report)(fed)
