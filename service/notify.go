@@ -77,9 +77,11 @@ func notify(ctx context.Context, state string) error {
 // own; NUL, which would make systemd ignore the notification), every
 // other rune that is not graphic (U+2028, bidirectional overrides, …) and
 // every byte of invalid UTF-8 (systemd ignores a STATUS= that is not
-// UTF-8) is written as Go escapes it ("\r", "\x00", "\u2028"); and a
-// status too long for the notification to stay within notifyMax bytes is
-// cut, at a character, and ends in "…".
+// UTF-8) is written as Go escapes it ("\r", "\x00", "\u2028"), and '\'
+// as "\\", as in the stdout fallback's lines: what is written reads back
+// as a Go string literal does. A status too long for the notification to
+// stay within notifyMax bytes is cut, between two characters or escapes,
+// and ends in "…".
 func withStatus(state, status string) string {
 	b := make([]byte, 0, min(notifyMax, len(state)+len("\nSTATUS=")+len(status)+len(ellipsis)))
 	if state != "" {
@@ -106,6 +108,8 @@ func appendStatus(dst []byte, s string, room int) []byte {
 		switch {
 		case r == utf8.RuneError && size == 1:
 			dst = appendHexEscape(dst, 'x', uint32(s[i]), 2)
+		case r == '\\':
+			dst = append(dst, `\\`...)
 		case unicode.IsGraphic(r):
 			dst = append(dst, s[i:i+size]...)
 		case r == '\n':

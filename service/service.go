@@ -27,6 +27,25 @@
 // NOTIFY_SOCKET, no WATCHDOG_USEC, no LISTEN_FDS) each of these is simply
 // not done: that is not an error.
 //
+// Every notification is one systemd takes as it was meant. A status is
+// one STATUS= value whatever it holds: control characters ('\r' and '\n'
+// would start assignments of their own, such as MAINPID= or STOPPING=1;
+// a NUL would make systemd ignore the whole notification, READY=1 with
+// it), other runes that are not graphic and invalid UTF-8 are written as
+// Go escapes them, and a status that would make the notification longer
+// than the 4096 bytes systemd reads is cut to fit (see Service.Status).
+// Each notification waits at most 2 s for systemd to take it, as a parked
+// goroutine: a notify socket that does not read holds up neither the
+// program nor its stop. A failed notification is logged once, and those
+// that fail after it are counted, the count logged when one goes through
+// again or the program ends. Once the stop has begun, nothing says the
+// program is up or reloading again: no READY=1, no RELOADING=1, no call
+// of Options.Reload; Ready stops waiting. SIGTERM and SIGINT come on a
+// channel of their own, so that no flood of SIGHUPs can crowd a stop out.
+// WATCHDOG_USEC is read as libsystemd reads it, with its range checked:
+// an interval that is not one, or too long for a time.Duration, feeds no
+// watchdog, and is logged once.
+//
 // Logging can be changed while the program runs, as systemd's own
 // services allow: with a D-Bus name (Options.BusName, or NEWSTYLE_BUS_NAME
 // set by the unit beside BusName=), Run serves org.freedesktop.LogControl1
@@ -51,9 +70,15 @@
 // Service.Go or guarded by Service.ExitOnPanic, is logged at CRIT with the
 // goroutine's stack in the traceback field — one journal entry — and the
 // process exits with status 2, so that Restart=on-failure brings it back.
-// That stack starts at the function that panicked and reads as every
-// other TRACEBACK of this module (newstyle.WithStack's): a function a
-// line, its file:line on the next, tab-indented. The one exception is
+// That holds for a panic of any value: one whose Error or String method
+// panics (a typed nil error) is written as the handlers write such a
+// value, "<nil>" or "!PANIC: …". The program's function, Go's goroutines
+// and the stop hooks ending without a return (runtime.Goexit, or
+// panic(nil) under GODEBUG=panicnil=1) is a crash too, logged the same
+// way. The stack starts at the function that panicked (or called
+// runtime.Goexit) and reads as every other TRACEBACK of this module
+// (newstyle.WithStack's): a function a line, its file:line on the next,
+// tab-indented. The one exception is
 // the dump logged on SIGABRT: it holds every goroutine, which only the
 // runtime can list, so it keeps the runtime's own format, with a
 // "goroutine N [state]:" line above each stack.
@@ -62,9 +87,10 @@
 //
 //	0  the function returned nil, and shutdown finished in time
 //	1  the function returned an error (it is logged)
-//	2  a panic (it is logged with its stack), or SIGABRT, which systemd
-//	   sends when the watchdog was not fed (logged with the stacks of all
-//	   goroutines, one entry, to show where the program hung)
+//	2  a panic, or an end without a return (it is logged with its
+//	   stack), or SIGABRT, which systemd sends when the watchdog was not
+//	   fed (logged with the stacks of all goroutines, one entry, to show
+//	   where the program hung)
 //	3  shutdown did not finish within Options.ShutdownTimeout (what did
 //	   not finish is logged)
 package service
