@@ -204,19 +204,9 @@ func viewCases() []viewCase {
 			return c
 		}},
 		{name: "1 reload error with CR", run: func(t *testing.T, p *viewProbe) int {
-			p.n = newNotifySocket(t)
-			p.opts.Reload = func(context.Context) error { return errors.New("bad\rMAINPID=1\nSTOPPING=1") }
-			code := p.run(func(ctx context.Context, svc *Service) error {
-				svc.Ready("serving")
-				<-ctx.Done()
-				return nil
-			})
-			p.n.started(t)
-			signalSelf(t, syscall.SIGHUP)
-			p.n.await(t, "READY=1 after the reload", func(msgs []string, _ int) bool { return countPrefix(msgs, "READY=1") == 2 })
-			c := p.stop(t, code, p.opts.ShutdownTimeout)
+			c, seen := reloadFailing(t, p, errors.New("bad\rMAINPID=1\nSTOPPING=1"))
 			assert.Equal(t, []string{"serving", "reloading", `serving (last reload failed: bad\rMAINPID=1\nSTOPPING=1)`, "stopping"},
-				statuses(assertSystemdSees(t, p.n.settle(t))))
+				statuses(seen))
 			return c
 		}},
 
@@ -224,11 +214,7 @@ func viewCases() []viewCase {
 		// escaped, a status is cut to fit 4096 bytes; READY=1 arrives.
 		{name: "2 NUL in the status", run: func(t *testing.T, p *viewProbe) int {
 			p.n = newNotifySocket(t)
-			code := p.run(func(ctx context.Context, svc *Service) error {
-				svc.Ready("a\x00b")
-				<-ctx.Done()
-				return nil
-			})
+			code := p.run(untilStopped("a\x00b"))
 			p.n.started(t)
 			c := p.stop(t, code, p.opts.ShutdownTimeout)
 			assert.Equal(t, []string{"READY=1", `STATUS=a\x00b`, "STOPPING=1", "STATUS=stopping"}, assertSystemdSees(t, p.n.settle(t)))
@@ -258,19 +244,8 @@ func viewCases() []viewCase {
 			return c
 		}},
 		{name: "2 reload error over 4096 bytes", run: func(t *testing.T, p *viewProbe) int {
-			p.n = newNotifySocket(t)
-			p.opts.Reload = func(context.Context) error { return errors.New(strings.Repeat("e", 5000)) }
-			code := p.run(func(ctx context.Context, svc *Service) error {
-				svc.Ready("serving")
-				<-ctx.Done()
-				return nil
-			})
-			p.n.started(t)
-			signalSelf(t, syscall.SIGHUP)
-			p.n.await(t, "READY=1 after the reload", func(msgs []string, _ int) bool { return countPrefix(msgs, "READY=1") == 2 })
-			c := p.stop(t, code, p.opts.ShutdownTimeout)
-			as := assertSystemdSees(t, p.n.settle(t))
-			assert.Equal(t, 2, count(as, "READY=1"), "the reload's READY=1 is lost: %q", as)
+			c, seen := reloadFailing(t, p, errors.New(strings.Repeat("e", 5000)))
+			assert.Equal(t, 2, count(seen, "READY=1"), "the reload's READY=1 is lost: %q", seen)
 			return c
 		}},
 
@@ -315,11 +290,7 @@ func viewCases() []viewCase {
 			t.Setenv("WATCHDOG_USEC", "20000") // a ping every 10 ms
 			t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
 			rounds := watchRounds(t, nil)
-			code := p.run(func(ctx context.Context, svc *Service) error {
-				svc.Ready("")
-				<-ctx.Done()
-				return nil
-			})
+			code := p.run(untilStopped(""))
 			for i := 0; i < 30; i++ {
 				rounds.next(t)
 			}
@@ -444,6 +415,30 @@ func caseNumber(name string) int {
 	return n
 }
 
+// untilStopped is a program that says Ready, with status, and runs until
+// it is stopped.
+func untilStopped(status string) func(context.Context, *Service) error {
+	return func(ctx context.Context, svc *Service) error {
+		svc.Ready(status)
+		<-ctx.Done()
+		return nil
+	}
+}
+
+// reloadFailing runs a program that is ready ("serving"), reloads once,
+// Reload failing with err, and is stopped; it returns Run's exit status
+// and what systemd read.
+func reloadFailing(t *testing.T, p *viewProbe, err error) (int, []string) {
+	p.n = newNotifySocket(t)
+	p.opts.Reload = func(context.Context) error { return err }
+	code := p.run(untilStopped("serving"))
+	p.n.started(t)
+	signalSelf(t, syscall.SIGHUP)
+	p.n.await(t, "READY=1 after the reload", func(msgs []string, _ int) bool { return countPrefix(msgs, "READY=1") == 2 })
+	c := p.stop(t, code, p.opts.ShutdownTimeout)
+	return c, assertSystemdSees(t, p.n.settle(t))
+}
+
 func goexitHere()   { runtime.Goexit() }
 func panicNilHere() { panic(nil) }
 
@@ -477,11 +472,7 @@ func runWatchdogUsec(t *testing.T, p *viewProbe, usec string, fed bool) int {
 	p.n = newNotifySocket(t)
 	t.Setenv("WATCHDOG_USEC", usec)
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
-	code := p.run(func(ctx context.Context, svc *Service) error {
-		svc.Ready("")
-		<-ctx.Done()
-		return nil
-	})
+	code := p.run(untilStopped(""))
 	if fed {
 		p.n.waitFor(t, "WATCHDOG=1")
 	} else {
@@ -580,11 +571,7 @@ func runHangupFlood(t *testing.T, p *viewProbe) int {
 			}
 			return nil
 		}
-		code := p.run(func(ctx context.Context, svc *Service) error {
-			svc.Ready("")
-			<-ctx.Done()
-			return nil
-		})
+		code := p.run(untilStopped(""))
 		n.started(t)
 		var stop atomic.Bool
 		flooded := make(chan struct{})
