@@ -29,6 +29,10 @@ import (
 // under name (a datagram socket from ListenDatagram=, a FIFO) is left
 // open as it is, and Listener returns ErrNotListener for a name that has
 // only such; Run's log lists them all once, when the sockets are taken.
+// When LISTEN_FDS counts descriptors that are not open, the variables
+// are not systemd's: no descriptor is taken (those that are open may be
+// Go's own, or the program's), a warning says so, and Listener listens
+// on fallback as outside systemd.
 func (s *Service) Listener(name, fallback string) (net.Listener, error) {
 	s.takeListeners()
 	if ln := s.passed.listeners[name]; ln != nil {

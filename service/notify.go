@@ -46,8 +46,11 @@ func sendNotify(ctx context.Context, state string, deadline time.Time) error {
 	if path == "" {
 		return nil
 	}
-	if len(state) > notifyMax || strings.IndexByte(state, 0) >= 0 {
-		return fmt.Errorf("%w: %d bytes, NUL at %d", errInvalidNotification, len(state), strings.IndexByte(state, 0))
+	if len(state) > notifyMax {
+		return fmt.Errorf("%w: %d bytes, over %d", errInvalidNotification, len(state), notifyMax)
+	}
+	if i := strings.IndexByte(state, 0); i >= 0 {
+		return fmt.Errorf("%w: a NUL at byte %d", errInvalidNotification, i)
 	}
 	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
