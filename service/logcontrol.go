@@ -140,12 +140,43 @@ func debugInvocation() bool {
 	return false
 }
 
-// startLogControl connects to the system bus, takes name and serves
-// LogControl1 on it, within busTimeout. Whatever goes wrong is logged
-// once and leaves the program as it is: it returns nil then.
-func (s *Service) startLogControl(name string, h *newstyle.Handler) *logControl {
-	lc, err := serveLogControl(name, s.logger, h, s.level, s.ident, startsAuto(s.opts.Log))
+// startLogControl serves LogControl1, when there is a bus name, beside
+// the program's function, which starts at once: Ready waits for it
+// (busDone). It returns what Run calls on its way out, which gives the
+// name back. A stop (ctx ending) while the bus is still being set up ends
+// the setting up, rather than wait for a bus that does not answer.
+func (s *Service) startLogControl(ctx context.Context) (stop func()) {
+	if s.busName == "" {
+		return func() {}
+	}
+	h, ok := s.logger.Handler().(*newstyle.Handler)
+	if !ok {
+		return func() {}
+	}
+	var lc *logControl
+	s.busDone = make(chan struct{})
+	go func() {
+		defer close(s.busDone)
+		lc = s.connectLogControl(ctx, s.busName, h)
+	}()
+	return func() {
+		<-s.busDone // within busTimeout, or at once after ctx ended
+		if lc != nil {
+			lc.stop()
+		}
+	}
+}
+
+// connectLogControl connects to the system bus, takes name and serves
+// LogControl1 on it, within busTimeout, or until stop ends. Whatever goes
+// wrong is logged once and leaves the program as it is: it returns nil
+// then.
+func (s *Service) connectLogControl(stop context.Context, name string, h *newstyle.Handler) *logControl {
+	lc, err := serveLogControl(stop, name, s.logger, h, s.level, s.ident, startsAuto(s.opts.Log))
 	switch {
+	case stop.Err() != nil && err != nil:
+		// Stopping: nothing left to change at run time.
+		s.logger.Debug("service: stopped before org.freedesktop.LogControl1 was served", "bus_name", name, "err", err)
 	case err == nil:
 		s.logger.Info("service: serving org.freedesktop.LogControl1 on the system bus: systemctl service-log-level and service-log-target reach this program",
 			"bus_name", name)
@@ -172,13 +203,19 @@ func startsAuto(opts *newstyle.Options) bool {
 	return opts == nil || opts.Target == newstyle.TargetAuto
 }
 
-func serveLogControl(name string, logger *slog.Logger, h *newstyle.Handler, level *slog.LevelVar, ident string, auto bool) (*logControl, error) {
+// serveLogControl sets up LogControl1 on the system bus, within
+// busTimeout, and unless stop ends first.
+func serveLogControl(stop context.Context, name string, logger *slog.Logger, h *newstyle.Handler, level *slog.LevelVar, ident string, auto bool) (*logControl, error) {
 	// The connection lives as long as ctx; ctx is cancelled if setting
-	// up takes longer than busTimeout, which ends any call under way.
+	// up takes longer than busTimeout, or if stop ends meanwhile, which
+	// ends any call under way. Once set up, the connection outlives stop:
+	// the interface is served until Run returns.
 	ctx, cancel := context.WithCancel(context.Background())
 	timer := time.AfterFunc(busTimeout, cancel)
+	stopped := context.AfterFunc(stop, cancel)
 	fail := func(err error) (*logControl, error) {
 		cancel()
+		stopped()
 		if !timer.Stop() {
 			err = fmt.Errorf("no answer within %v: %w", busTimeout, err)
 		}
@@ -212,6 +249,9 @@ func serveLogControl(name string, logger *slog.Logger, h *newstyle.Handler, leve
 	}
 	if reply != dbus.RequestNameReplyPrimaryOwner {
 		return fail(fmt.Errorf("taking the name %s: another connection owns it", name))
+	}
+	if !stopped() {
+		return fail(errors.New("the program is stopping"))
 	}
 	if !timer.Stop() {
 		// The name came, but too late: the connection is being closed.

@@ -27,6 +27,25 @@
 // NOTIFY_SOCKET, no WATCHDOG_USEC, no LISTEN_FDS) each of these is simply
 // not done: that is not an error.
 //
+// Every notification is one systemd takes as it was meant. A status is
+// one STATUS= value whatever it holds: control characters ('\r' and '\n'
+// would start assignments of their own, such as MAINPID= or STOPPING=1;
+// a NUL would make systemd ignore the whole notification, READY=1 with
+// it), other runes that are not graphic and invalid UTF-8 are written as
+// Go escapes them, and a status that would make the notification longer
+// than the 4096 bytes systemd reads is cut to fit (see Service.Status).
+// Each notification waits at most 2 s for systemd to take it, as a parked
+// goroutine: a notify socket that does not read holds up neither the
+// program nor its stop. A failed notification is logged once, and those
+// that fail after it are counted, the count logged when one goes through
+// again or the program ends. Once the stop has begun, nothing says the
+// program is up or reloading again: no READY=1, no RELOADING=1, no call
+// of Options.Reload; Ready stops waiting. SIGTERM and SIGINT come on a
+// channel of their own, so that no flood of SIGHUPs can crowd a stop out.
+// WATCHDOG_USEC is read as libsystemd reads it, with its range checked:
+// an interval that is not one, or too long for a time.Duration, feeds no
+// watchdog, and is logged once.
+//
 // Logging can be changed while the program runs, as systemd's own
 // services allow: with a D-Bus name (Options.BusName, or NEWSTYLE_BUS_NAME
 // set by the unit beside BusName=), Run serves org.freedesktop.LogControl1
@@ -51,9 +70,15 @@
 // Service.Go or guarded by Service.ExitOnPanic, is logged at CRIT with the
 // goroutine's stack in the traceback field — one journal entry — and the
 // process exits with status 2, so that Restart=on-failure brings it back.
-// That stack starts at the function that panicked and reads as every
-// other TRACEBACK of this module (newstyle.WithStack's): a function a
-// line, its file:line on the next, tab-indented. The one exception is
+// That holds for a panic of any value: one whose Error or String method
+// panics (a typed nil error) is written as the handlers write such a
+// value, "<nil>" or "!PANIC: …". The program's function, Go's goroutines
+// and the stop hooks ending without a return (runtime.Goexit, or
+// panic(nil) under GODEBUG=panicnil=1) is a crash too, logged the same
+// way. The stack starts at the function that panicked (or called
+// runtime.Goexit) and reads as every other TRACEBACK of this module
+// (newstyle.WithStack's): a function a line, its file:line on the next,
+// tab-indented. The one exception is
 // the dump logged on SIGABRT: it holds every goroutine, which only the
 // runtime can list, so it keeps the runtime's own format, with a
 // "goroutine N [state]:" line above each stack.
@@ -62,9 +87,10 @@
 //
 //	0  the function returned nil, and shutdown finished in time
 //	1  the function returned an error (it is logged)
-//	2  a panic (it is logged with its stack), or SIGABRT, which systemd
-//	   sends when the watchdog was not fed (logged with the stacks of all
-//	   goroutines, one entry, to show where the program hung)
+//	2  a panic, or an end without a return (it is logged with its
+//	   stack), or SIGABRT, which systemd sends when the watchdog was not
+//	   fed (logged with the stacks of all goroutines, one entry, to show
+//	   where the program hung)
 //	3  shutdown did not finish within Options.ShutdownTimeout (what did
 //	   not finish is logged)
 package service
@@ -74,24 +100,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"runtime"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/activation"
-	"github.com/coreos/go-systemd/v22/daemon"
-
 	"github.com/newstyle-go/newstyle"
-	"github.com/newstyle-go/newstyle/internal/slogcore"
 	"github.com/newstyle-go/newstyle/journal"
 )
 
@@ -175,11 +194,9 @@ type Options struct {
 type Service struct {
 	opts   Options
 	logger *slog.Logger
-	notify func(state string) error
 
 	listenOnce sync.Once
-	listeners  map[string][]net.Listener
-	listenErr  error
+	passed     passedFDs // what systemd passed (LISTEN_FDS), once taken
 
 	mu     sync.Mutex
 	stops  []stopHook
@@ -192,6 +209,17 @@ type Service struct {
 	// busDone is closed when LogControl1 is served, or failed to be;
 	// nil without a bus name.
 	busDone chan struct{}
+
+	// stateMu orders the notifications that change the unit's state:
+	// READY=1 and RELOADING=1 are each sent holding it, and only while
+	// stopping is false; STOPPING=1 is sent holding it, after stopping
+	// is set. So nothing systemd reads after STOPPING=1 says the program
+	// is up again, or reloading.
+	stateMu  sync.Mutex
+	stopping atomic.Bool
+	stopped  chan struct{} // closed when the stop begins
+
+	fails notifyFailures
 }
 
 type stopHook struct {
@@ -226,10 +254,10 @@ func Run(opts Options, fn func(ctx context.Context, svc *Service) error) int {
 	if ident == "" {
 		ident = journal.ProgramName()
 	}
-	svc := &Service{opts: opts, logger: logger, notify: notify, exit: func(code int) {
+	svc := &Service{opts: opts, logger: logger, exit: func(code int) {
 		flush()
 		osExit(code)
-	}, level: level, ident: ident, busName: busName(opts)}
+	}, level: level, ident: ident, busName: busName(opts), stopped: make(chan struct{})}
 	if debug {
 		logger.Debug("service: " + EnvDebugInvocation + " is set: logging at debug level")
 	}
@@ -279,148 +307,211 @@ func flusher(logger *slog.Logger) func() {
 // osExit is replaced in tests, which must not end.
 var osExit = os.Exit
 
-// notify sends state to systemd. A program not started by systemd (no
-// NOTIFY_SOCKET) is not an error.
-func notify(state string) error {
-	_, err := daemon.SdNotify(false, state)
-	return err
-}
-
+// run is Run's life of the program: the moving parts are started in
+// turn, each a step of its own, then the program runs until it stops.
 func (s *Service) run(fn func(ctx context.Context, svc *Service) error) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-
-	signals := make(chan os.Signal, 4)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGABRT)
-	defer signal.Stop(signals)
-
+	sigs := watchSignals()
+	defer sigs.release()
 	stopWatchdog := s.startWatchdog(ctx)
 	defer stopWatchdog()
+	stopLogControl := s.startLogControl(ctx)
+	defer stopLogControl()
+	defer s.reportNotifyEnd()
+	r := &lifecycle{cancel: cancel, signals: sigs, reloads: s.startReloads(ctx), done: s.startProgram(ctx, fn)}
+	return s.serve(r)
+}
 
-	// LogControl1 is set up beside the program's function, which starts
-	// at once; Ready waits for it.
-	if s.busName != "" {
-		if h, ok := s.logger.Handler().(*newstyle.Handler); ok {
-			var lc *logControl
-			s.busDone = make(chan struct{})
-			go func() {
-				defer close(s.busDone)
-				lc = s.startLogControl(s.busName, h)
-			}()
-			defer func() {
-				<-s.busDone // within busTimeout
-				if lc != nil {
-					lc.stop()
-				}
-			}()
-		}
-	}
+// lifecycle is what the steps of a run share.
+type lifecycle struct {
+	cancel  context.CancelFunc // cancels the program's context
+	signals signals
+	reloads *reloader
+	done    <-chan int // the function's exit status, once it has ended
+}
 
-	// Reloads run beside the signal loop, so that a SIGTERM during a
-	// reload stops the program at once (the reload's context is
-	// cancelled); a SIGHUP during a reload asks for one more after it.
-	reloads := make(chan struct{}, 1)
-	go func() {
-		defer s.ExitOnPanic()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-reloads:
-				s.reload(ctx)
-			}
-		}
-	}()
+// signals are the channels Run takes signals from, one for each kind, so
+// that a flood of one cannot crowd out another: os/signal drops a signal
+// whose channel is full, and a stop must never be dropped, whatever
+// number of SIGHUPs come with it.
+type signals struct {
+	stop  chan os.Signal // SIGTERM, SIGINT
+	hup   chan os.Signal // SIGHUP: reload
+	abort chan os.Signal // SIGABRT: systemd's watchdog
+}
 
+func watchSignals() signals {
+	s := signals{make(chan os.Signal, 1), make(chan os.Signal, 1), make(chan os.Signal, 1)}
+	signal.Notify(s.stop, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(s.hup, syscall.SIGHUP)
+	signal.Notify(s.abort, syscall.SIGABRT)
+	return s
+}
+
+func (s signals) release() {
+	signal.Stop(s.stop)
+	signal.Stop(s.hup)
+	signal.Stop(s.abort)
+}
+
+// startProgram runs fn in its goroutine, and returns the channel its exit
+// status comes on: 0, 1 for an error it returned, 2 for a panic or for an
+// end without a return (runtime.Goexit, panic(nil) under
+// GODEBUG=panicnil=1), each logged.
+func (s *Service) startProgram(ctx context.Context, fn func(ctx context.Context, svc *Service) error) <-chan int {
 	done := make(chan int, 1)
 	go func() {
 		code := ExitOK
+		returned := false
 		defer func() {
-			if v := recover(); v != nil {
-				s.logPanic(v, panicTrace())
+			if v := recover(); v != nil || !returned {
+				s.logAbnormalEnd("the program's function", v)
 				code = ExitPanic
 			}
 			done <- code
 		}()
-		if err := fn(ctx, s); err != nil && !errors.Is(err, context.Canceled) {
+		err := fn(ctx, s)
+		returned = true
+		if err != nil && !errors.Is(err, context.Canceled) {
 			s.logger.Error("service: the program ended with an error", "err", err)
 			code = ExitError
 		}
 	}()
+	return done
+}
 
+// serve runs until the program stops: by itself, on a stop signal, or on
+// SIGABRT; SIGHUP asks for a reload meanwhile.
+func (s *Service) serve(r *lifecycle) int {
 	for {
 		select {
-		case code := <-done:
-			// The program ended by itself: still stop cleanly.
-			s.notifyf("STOPPING=1")
-			cancel()
-			if c := s.runStopHooks(time.Now().Add(s.opts.ShutdownTimeout)); c != ExitOK && code == ExitOK {
-				code = c
+		case code := <-r.done:
+			return s.shutdown(r, nil, code)
+		case sig := <-r.signals.stop:
+			return s.shutdown(r, sig, ExitOK)
+		case <-r.signals.abort:
+			return s.abort()
+		case <-r.signals.hup:
+			// select picks at random among what is ready: a stop that
+			// came with the SIGHUP goes first.
+			select {
+			case sig := <-r.signals.stop:
+				return s.shutdown(r, sig, ExitOK)
+			default:
 			}
-			return code
-		case sig := <-signals:
-			if sig == syscall.SIGABRT {
-				s.logAbort()
-				s.exit(ExitPanic)
-				return ExitPanic
-			}
-			if sig == syscall.SIGHUP {
-				select {
-				case reloads <- struct{}{}:
-				default: // one is already waiting
-				}
-				continue
-			}
-			return s.shutdown(sig, cancel, done)
+			r.reloads.request()
 		}
 	}
 }
 
-// shutdown stops the program on sig: STOPPING=1, the context cancelled,
-// the stop hooks run, all within ShutdownTimeout.
-func (s *Service) shutdown(sig os.Signal, cancel context.CancelFunc, done <-chan int) int {
-	deadline := time.Now().Add(s.opts.ShutdownTimeout)
-	s.logger.Info("service: stopping", "signal", sig.String(), "timeout", s.opts.ShutdownTimeout)
-	s.notifyf("STOPPING=1\nSTATUS=stopping")
-	cancel()
+// abort logs the stacks of all goroutines and exits: SIGABRT.
+func (s *Service) abort() int {
+	s.logAbort()
+	s.exit(ExitPanic)
+	return ExitPanic
+}
 
+// shutdown stops the program: on sig, or, sig being nil, when its
+// function returned by itself with status code. The deadline starts
+// first; then STOPPING=1 is sent, beside the rest, so that a socket that
+// does not take it holds nothing up; the function's context is
+// cancelled, and the stop hooks started. It returns when the function,
+// the hooks, a reload under way and the notification have all ended, or
+// at the deadline.
+func (s *Service) shutdown(r *lifecycle, sig os.Signal, code int) int {
+	deadline := time.Now().Add(s.opts.ShutdownTimeout)
+	state := "STOPPING=1"
+	if sig != nil {
+		s.logger.Info("service: stopping", "signal", sig.String(), "timeout", s.opts.ShutdownTimeout)
+		state = "STOPPING=1\nSTATUS=stopping"
+	}
+	notified := s.beginStop(state, deadline)
+	r.cancel()
 	hooks := make(chan int, 1)
 	go func() { hooks <- s.runStopHooks(deadline) }()
 
-	code := ExitOK
+	fnRunning, hooksRunning, reloading := sig != nil, true, true
+	hooksCode := ExitOK
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
-	var fnDone, hooksDone bool
-	for !fnDone || !hooksDone {
+	for fnRunning || hooksRunning || reloading || notified != nil {
 		select {
-		case c := <-done:
-			fnDone = true
-			if c != ExitOK {
-				code = c
-			}
-		case c := <-hooks:
-			hooksDone = true
-			if c != ExitOK && code == ExitOK {
-				code = c
-			}
+		case code = <-r.done:
+			fnRunning = false
+		case hooksCode = <-hooks:
+			hooksRunning = false
+		case <-r.reloads.done:
+			reloading = false
+		case <-notified:
+			notified = nil
+		case <-r.signals.abort:
+			// systemd's TimeoutStopFailureMode=abort: where the stop hangs.
+			return s.abort()
 		case <-timer.C:
-			if !fnDone {
+			if !fnRunning && !hooksRunning && !reloading {
+				notified = nil // bounded by the deadline itself, and no fault of the program
+				continue
+			}
+			if fnRunning {
 				s.logger.Error("service: shutdown deadline passed; the program's function has not returned",
 					"timeout", s.opts.ShutdownTimeout)
 			}
+			if reloading {
+				s.logger.Error("service: shutdown deadline passed; Reload has not returned",
+					"timeout", s.opts.ShutdownTimeout)
+			}
 			// The hooks' own report names those still running.
-			if !hooksDone {
-				if c := <-hooks; c != ExitOK {
-					code = c
-				}
+			if hooksRunning {
+				<-hooks
+			}
+			if code != ExitOK && !fnRunning {
+				return code
 			}
 			return ExitDeadline
 		}
 	}
 	if code == ExitOK {
+		code = hooksCode
+	}
+	if code == ExitOK && sig != nil {
 		s.logger.Info("service: stopped")
 	}
 	return code
+}
+
+// beginStop marks the program as stopping (no READY=1 or RELOADING=1 is
+// sent from now on, no reload starts, Ready no longer waits), and sends
+// state (STOPPING=1) after any such notification already under way, in
+// its own goroutine, within notifyTimeout and deadline. The channel it
+// returns is closed once the notification is sent, or failed.
+func (s *Service) beginStop(state string, deadline time.Time) <-chan struct{} {
+	s.stopping.Store(true)
+	close(s.stopped)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		until := time.Now().Add(notifyTimeout)
+		if deadline.Before(until) {
+			until = deadline
+		}
+		s.stateMu.Lock()
+		defer s.stateMu.Unlock()
+		s.reportNotify(state, sendNotify(context.Background(), state, until))
+	}()
+	return sent
+}
+
+// whileRunning runs send, which sends a notification that changes the
+// unit's state, unless the stop has begun, and reports whether it did.
+func (s *Service) whileRunning(send func()) bool {
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	if s.stopping.Load() {
+		return false
+	}
+	send()
+	return true
 }
 
 // OnStop registers fn to run at shutdown, under name (for the log), with
@@ -443,11 +534,15 @@ func (s *Service) shutdown(sig os.Signal, cancel context.CancelFunc, done <-chan
 //     on a panic in a goroutine guarded by Go or ExitOnPanic: it exits at
 //     once, as it would if systemd killed it.
 //
+// STOPPING=1 is sent beside the hooks, not before them: a notify socket
+// that does not take it (see Ready) delays neither the hooks nor the
+// deadline.
+//
 // The hooks registered by then run concurrently, in no order; a hook
 // registered once shutdown has begun does not run. Run returns when the
-// function and all hooks have returned, or at the deadline, without the
-// hooks still running: they are logged by name and left running, and the
-// exit status is 3 (1 or 2 if the function, returning by itself, failed
+// function, all hooks and a Reload under way have returned, or at the
+// deadline, without those still running: they are logged by name and
+// left running, and the exit status is 3 (1 or 2 if the function failed
 // or panicked). A hook's error is logged, and makes the exit status 1 if
 // it was to be 0; a panic in a hook is logged and exits the process with
 // status 2, at once. After STOPPING=1, systemd's watchdog no longer
@@ -478,17 +573,18 @@ func (s *Service) runStopHooks(deadline time.Time) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer s.ExitOnPanic()
-			err := h.fn(ctx)
-			mu.Lock()
-			delete(running, h.name)
-			mu.Unlock()
-			if err != nil {
-				s.logger.Error("service: stop hook failed", "hook", h.name, "err", err)
+			s.guard("stop hook "+strconv.Quote(h.name), func() {
+				err := h.fn(ctx)
 				mu.Lock()
-				failed = true
+				delete(running, h.name)
 				mu.Unlock()
-			}
+				if err != nil {
+					s.logger.Error("service: stop hook failed", "hook", h.name, "err", err)
+					mu.Lock()
+					failed = true
+					mu.Unlock()
+				}
+			})
 		}()
 	}
 	finished := make(chan struct{})
@@ -520,23 +616,42 @@ func (s *Service) Logger() *slog.Logger { return s.logger }
 // STATUS= line when not empty. A Type=notify unit becomes active only now.
 // With a bus name (Options.BusName), it first waits until
 // org.freedesktop.LogControl1 is served, or failed to be: once the unit is
-// active, systemctl service-log-level reaches the program.
+// active, systemctl service-log-level reaches the program. Once the stop
+// has begun it neither waits nor sends anything: READY=1 after
+// STOPPING=1 would tell systemd the program is up again.
+//
+// The status is sent as Status sends it. Like every notification, READY=1
+// waits at most 2 s for systemd to take it (a notify socket whose queue
+// is full); a failure is logged.
 func (s *Service) Ready(status string) {
 	if s.busDone != nil {
-		<-s.busDone
+		select {
+		case <-s.busDone:
+		case <-s.stopped:
+		}
 	}
 	if status != "" {
 		s.setStatus(status)
-		s.notifyf("READY=1\nSTATUS=" + oneLine(status))
-		return
 	}
-	s.notifyf("READY=1")
+	s.whileRunning(func() {
+		if status != "" {
+			s.notifyf(withStatus("READY=1", status))
+			return
+		}
+		s.notifyf("READY=1")
+	})
 }
 
-// Status sets the text systemctl status shows (STATUS=).
+// Status sets the text systemctl status shows (STATUS=). It is sent as
+// one value, whatever it holds: control characters ('\n', '\r', NUL, …),
+// other runes that are not graphic and invalid UTF-8 are written as Go
+// escapes them ("\r", "\x00", "\u2028"), so that no status can add an
+// assignment of its own to the notification (MAINPID=, STOPPING=1) or
+// make systemd ignore it; a status longer than the notification's 4096
+// bytes allow is cut and ends in "…".
 func (s *Service) Status(status string) {
 	s.setStatus(status)
-	s.notifyf("STATUS=" + oneLine(status))
+	s.notifyf(withStatus("", status))
 }
 
 // ExtendTimeout asks systemd for d more time (EXTEND_TIMEOUT_USEC=) for
@@ -564,7 +679,8 @@ func (s *Service) Status(status string) {
 //
 // d is rounded up to a whole microsecond and must be positive. Outside
 // systemd (no NOTIFY_SOCKET) it does nothing and returns nil; otherwise
-// it returns the notification's error.
+// it returns the notification's error (os.ErrDeadlineExceeded, wrapped,
+// when systemd did not take it within 2 s).
 func (s *Service) ExtendTimeout(d time.Duration) error {
 	if d <= 0 {
 		return fmt.Errorf("service: ExtendTimeout(%v): the duration must be positive", d)
@@ -573,7 +689,7 @@ func (s *Service) ExtendTimeout(d time.Duration) error {
 	if d%time.Microsecond != 0 {
 		usec++
 	}
-	if err := s.notify("EXTEND_TIMEOUT_USEC=" + strconv.FormatInt(int64(usec), 10)); err != nil {
+	if err := notify(context.Background(), "EXTEND_TIMEOUT_USEC="+strconv.FormatInt(int64(usec), 10)); err != nil {
 		return fmt.Errorf("service: EXTEND_TIMEOUT_USEC: %w", err)
 	}
 	return nil
@@ -585,209 +701,19 @@ func (s *Service) setStatus(status string) {
 	s.mu.Unlock()
 }
 
-// oneLine keeps a status from adding assignments of its own to the
-// notification: it is sent as NAME=value lines.
-func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
-
-func (s *Service) notifyf(state string) {
-	if err := s.notify(state); err != nil {
-		s.logger.Warn("service: sd_notify failed", "state", state, "err", err)
-	}
-}
-
-// reload runs the Reload hook between RELOADING=1 and READY=1.
-func (s *Service) reload(ctx context.Context) {
-	s.notifyf(reloadingState(daemon.SdNotifyMonotonicUsec()))
-	s.logger.Info("service: reloading")
+func (s *Service) getStatus() string {
 	s.mu.Lock()
-	status := s.status
-	s.mu.Unlock()
-	if s.opts.Reload != nil {
-		err := s.opts.Reload(ctx)
-		if ctx.Err() != nil {
-			// A stop cut the reload short. READY=1 now would contradict
-			// the STOPPING=1 already sent.
-			s.logger.Info("service: reload cut short by the stop", "err", err)
-			return
-		}
-		if err != nil {
-			s.logger.Error("service: reload failed", "err", err)
-			// The program runs on as before; the status says so.
-			status = strings.TrimSpace(status + " (last reload failed: " + err.Error() + ")")
-		}
-	}
-	if status == "" {
-		status = "reloaded"
-	}
-	s.notifyf("READY=1\nSTATUS=" + oneLine(status))
+	defer s.mu.Unlock()
+	return s.status
 }
 
-// reloadingState is the notification that starts a reload. MONOTONIC_USEC
-// tells systemd 253+ (Type=notify-reload) which reload this is; older
-// versions ignore it. go-systemd gives it with its own line end, or
-// empty when the clock is unreadable: either way one line each, as an
-// empty line is no assignment.
-func reloadingState(monotonicUsec string) string {
-	state := "RELOADING=1\n"
-	if m := strings.TrimSuffix(monotonicUsec, "\n"); m != "" {
-		state += m + "\n"
-	}
-	return state + "STATUS=reloading"
-}
-
-// Go runs fn in a goroutine in which a panic is logged and ends the
-// process (see ExitOnPanic); an error fn returns is logged with name.
+// Go runs fn in a goroutine in which a panic, or an end without a return
+// (runtime.Goexit), is logged and ends the process (see ExitOnPanic); an
+// error fn returns is logged with name.
 func (s *Service) Go(name string, fn func() error) {
-	go func() {
-		defer s.ExitOnPanic()
+	go s.guard("goroutine "+strconv.Quote(name), func() {
 		if err := fn(); err != nil {
 			s.logger.Error("service: goroutine failed", "goroutine", name, "err", err)
 		}
-	}()
-}
-
-// ExitOnPanic, deferred at the top of a goroutine, logs a panic in it at
-// CRIT with the goroutine's stack in the traceback field, then exits the
-// process with status 2. (A panic in another goroutine than Run's ends
-// the process anyway, but Go then prints it to stderr, line by line.)
-//
-// http.ErrAbortHandler is not a crash but net/http's way to abort a
-// response (httputil.ReverseProxy uses it when a client goes away): it is
-// panicked again, for net/http to handle as it means to.
-func (s *Service) ExitOnPanic() {
-	if v := recover(); v != nil {
-		if v == http.ErrAbortHandler {
-			panic(v)
-		}
-		s.logPanic(v, panicTrace())
-		s.exit(ExitPanic)
-	}
-}
-
-func (s *Service) logPanic(v any, trace []byte) {
-	err, ok := v.(error)
-	if !ok {
-		err = fmt.Errorf("%v", v)
-	}
-	s.logger.Log(context.Background(), newstyle.LevelCritical, "service: panic: "+err.Error(),
-		"panic", newstyle.WithTrace(err, trace))
-}
-
-// panicTrace returns the stack of the panicking goroutine, formatted as
-// every TRACEBACK of the module, from the frame that panicked down. It
-// must be called by the deferred function that recovered: the goroutine's
-// stack is still the panic's then, under the recovery's own frames and
-// runtime.gopanic, which are cut off, as are the runtime's frames that
-// raised a run-time panic (a nil map, a nil pointer, an index) for the
-// function that caused it. Go's own crash output leaves out the same.
-func panicTrace() []byte {
-	pcs := slogcore.Callers(0)
-	for i, pc := range pcs {
-		if !slices.Contains(frameFuncs(pc), "runtime.gopanic") {
-			continue
-		}
-		rest := pcs[i+1:]
-		for len(rest) > 1 && inRuntime(rest[0]) {
-			rest = rest[1:]
-		}
-		return slogcore.AppendStack(nil, rest)
-	}
-	// Cannot happen after a recover that returned a value; should a
-	// runtime change it, the recovery's frames beat an empty trace.
-	return slogcore.AppendStack(nil, pcs)
-}
-
-// frameFuncs returns the functions at pc, the innermost first: more than
-// one where calls were inlined.
-func frameFuncs(pc uintptr) []string {
-	frames := runtime.CallersFrames([]uintptr{pc})
-	var names []string
-	for {
-		f, more := frames.Next()
-		names = append(names, f.Function)
-		if !more {
-			return names
-		}
-	}
-}
-
-// inRuntime reports whether pc is the runtime's own code, and no
-// program's code that had the runtime's inlined into it.
-func inRuntime(pc uintptr) bool {
-	for _, name := range frameFuncs(pc) {
-		if !strings.HasPrefix(name, "runtime.") && !strings.HasPrefix(name, "internal/runtime/") {
-			return false
-		}
-	}
-	return true
-}
-
-// logAbort logs every goroutine's stack, in one entry. systemd sends
-// SIGABRT when the watchdog was not fed in time; Go's own answer would be
-// the same dump on stderr, one journal entry per line.
-func (s *Service) logAbort() {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	err := errors.New("SIGABRT (from systemd: the watchdog was not fed in time?)")
-	s.logger.Log(context.Background(), newstyle.LevelCritical, "service: aborted; the stacks of all goroutines follow",
-		"abort", newstyle.WithTrace(err, buf))
-}
-
-// Listener returns the listening socket systemd passed under name
-// (FileDescriptorName= in the .socket unit, "LISTEN_FDNAMES"). When the
-// process was not socket-activated, it listens on TCP address fallback
-// itself; an empty fallback is then an error. When it was activated but
-// no socket has that name, the error says which names there are.
-func (s *Service) Listener(name, fallback string) (net.Listener, error) {
-	s.takeListeners()
-	if s.listenErr != nil {
-		return nil, fmt.Errorf("service: socket activation: %w", s.listenErr)
-	}
-	if len(s.listeners) == 0 {
-		if fallback == "" {
-			return nil, fmt.Errorf("%w, and no address to listen on for socket %q", ErrNotActivated, name)
-		}
-		return net.Listen("tcp", fallback)
-	}
-	if !s.Activated(name) {
-		names := make([]string, 0, len(s.listeners))
-		for n := range s.listeners {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		return nil, fmt.Errorf("%w: %q (systemd passed %s)", ErrNoSuchSocket, name, strings.Join(names, ", "))
-	}
-	return s.listeners[name][0], nil
-}
-
-// Activated reports whether systemd passed a listening socket under name
-// (socket activation): whether Listener(name, …) returns systemd's socket
-// rather than listening itself or failing. A program cannot tell from
-// LISTEN_FDNAMES itself: the first call of Activated or Listener takes
-// the sockets and unsets the variables, so that a child process does not
-// take them too.
-func (s *Service) Activated(name string) bool {
-	s.takeListeners()
-	ls := s.listeners[name]
-	return len(ls) > 0 && ls[0] != nil
-}
-
-// takeListeners takes the sockets systemd passed, once.
-func (s *Service) takeListeners() {
-	s.listenOnce.Do(func() {
-		s.listeners, s.listenErr = activation.ListenersWithNames()
 	})
 }
-
-// ErrNotActivated is returned, wrapped, by Listener when systemd passed
-// no sockets and no fallback address was given. Give a fallback address
-// for the program to run outside systemd too, or start it through its
-// .socket unit.
-var ErrNotActivated = errors.New("service: not socket-activated")
-
-// ErrNoSuchSocket is returned, wrapped, by Listener when systemd passed
-// sockets but none under the name asked for; the error lists the names
-// it passed. The fallback address is not tried, since the unit and the
-// program disagree: make the .socket unit's FileDescriptorName= and the
-// name given to Listener the same.
-var ErrNoSuchSocket = errors.New("service: no socket of that name")

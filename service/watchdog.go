@@ -3,17 +3,20 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
-
-	"github.com/coreos/go-systemd/v22/daemon"
 )
 
 // startWatchdog feeds systemd's watchdog at half its interval while the
 // Health check passes, and returns a function that stops it.
 func (s *Service) startWatchdog(ctx context.Context) func() {
-	interval, err := daemon.SdWatchdogEnabled(false)
+	interval, err := watchdogInterval()
 	if err != nil {
+		// Once: it is read once.
 		s.logger.Warn("service: watchdog settings unreadable; not feeding it", "err", err)
 		return func() {}
 	}
@@ -24,10 +27,48 @@ func (s *Service) startWatchdog(ctx context.Context) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		defer s.ExitOnPanic()
-		s.watchdog(ctx, interval/2)
+		s.guard("the watchdog", func() { s.watchdog(ctx, interval/2) })
 	}()
 	return func() { cancel(); <-done }
+}
+
+// maxWatchdogUsec is the longest interval a time.Duration holds, in
+// microseconds: about 292 years.
+const maxWatchdogUsec = math.MaxInt64 / uint64(time.Microsecond)
+
+// watchdogInterval reads systemd's watchdog settings as
+// sd_watchdog_enabled(3) reads them: WATCHDOG_USEC, the interval in
+// microseconds, for the process WATCHDOG_PID when that is set. It returns
+// 0 when there is no watchdog for this process. An interval systemd does
+// not set (not a number, 0, or UINT64_MAX, which is infinity) is an
+// error, as for libsystemd, and so is one too long for a time.Duration
+// (over 292 years), which would otherwise overflow into a watchdog that
+// is never fed or one fed every few nanoseconds: no watchdog is fed then,
+// and Run says so, once.
+func watchdogInterval() (time.Duration, error) {
+	usec, pid := os.Getenv("WATCHDOG_USEC"), os.Getenv("WATCHDOG_PID")
+	if usec == "" {
+		return 0, nil
+	}
+	u, err := strconv.ParseUint(usec, 10, 64)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("service: WATCHDOG_USEC=%q is not a number of microseconds", usec)
+	case u == 0 || u == math.MaxUint64:
+		return 0, fmt.Errorf("service: WATCHDOG_USEC=%s is no interval (0 is none, %d infinity)", usec, uint64(math.MaxUint64))
+	case u > maxWatchdogUsec:
+		return 0, fmt.Errorf("service: WATCHDOG_USEC=%s is longer than a Go program can wait (%d µs, 292 years)", usec, maxWatchdogUsec)
+	}
+	if pid != "" {
+		p, err := strconv.Atoi(pid)
+		if err != nil || p <= 0 {
+			return 0, fmt.Errorf("service: WATCHDOG_PID=%q is not a process ID", pid)
+		}
+		if p != os.Getpid() {
+			return 0, nil // for another process, which this one was forked from
+		}
+	}
+	return time.Duration(u) * time.Microsecond, nil
 }
 
 // watchdogRound, set by tests, is called after each round of the
@@ -72,7 +113,7 @@ func (s *Service) watchdog(ctx context.Context, every time.Duration) {
 				s.logger.Info("service: health check passes again")
 			}
 			healthy = true
-			s.notifyf("WATCHDOG=1")
+			s.notifyCtx(ctx, "WATCHDOG=1")
 		}
 		if report := watchdogRound.Load(); report != nil {
 			(*report)(fed)
@@ -96,10 +137,7 @@ func (s *Service) check(ctx context.Context, within time.Duration) (overdue <-ch
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	result := make(chan error, 1) // the check must never block on sending it
-	go func() {
-		defer s.ExitOnPanic()
-		result <- s.opts.Health(ctx)
-	}()
+	go s.guard("the Health check", func() { result <- s.opts.Health(ctx) })
 	select {
 	case err := <-result:
 		return nil, err
