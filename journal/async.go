@@ -593,7 +593,8 @@ func (q *asyncQueue) undelivered(data []byte, entries []entryInfo, base int, err
 func (q *asyncQueue) callUndelivered(entry []byte, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			q.callbackPanicked("OnUndelivered", v, slogcore.PanicStack())
+			stack, _ := slogcore.AbnormalStack()
+			q.callbackPanicked("OnUndelivered", v, stack)
 		}
 	}()
 	msg, pri, fields := decodeForCallback(entry)

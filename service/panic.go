@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
-	"slices"
-	"strings"
 
 	"github.com/newstyle-go/newstyle"
 	"github.com/newstyle-go/newstyle/internal/slogcore"
@@ -74,7 +72,7 @@ const panicNil = "panic called with nil argument"
 // It must be called by the deferred function that recovered, on the
 // goroutine's stack as the panic or Goexit left it.
 func (s *Service) logAbnormalEnd(what string, v any) {
-	trace, panicking := abnormalTrace()
+	trace, panicking := slogcore.AbnormalStack()
 	var msg string
 	var err error
 	switch {
@@ -96,59 +94,6 @@ func (s *Service) logAbnormalEnd(what string, v any) {
 // again on those, and end the process without a word in the journal.
 func valueText(v any) string {
 	return string(slogcore.AppendValue(nil, slogcore.Resolve(slog.AnyValue(v))))
-}
-
-// abnormalTrace returns the stack of a goroutine that panics, or ends in
-// runtime.Goexit, formatted as every TRACEBACK of the module, from the
-// frame that panicked (or called Goexit) down, and whether it panics. It
-// must be called by a deferred function: the goroutine's stack is still
-// the panic's (or Goexit's) then, under the deferred call's own frames
-// and runtime.gopanic (runtime.Goexit), which are cut off, as are the
-// runtime's frames that raised a run-time panic (a nil map, a nil
-// pointer, an index) for the function that caused it. Go's own crash
-// output leaves out the same.
-func abnormalTrace() (trace []byte, panicking bool) {
-	pcs := slogcore.Callers(0)
-	for i, pc := range pcs {
-		funcs := frameFuncs(pc)
-		panicking = slices.Contains(funcs, "runtime.gopanic")
-		if !panicking && !slices.Contains(funcs, "runtime.Goexit") {
-			continue
-		}
-		rest := pcs[i+1:]
-		for len(rest) > 1 && inRuntime(rest[0]) {
-			rest = rest[1:]
-		}
-		return slogcore.AppendStack(nil, rest), panicking
-	}
-	// Cannot happen in a deferred call of a panic or Goexit; should a
-	// runtime change that, the deferred call's frames beat an empty trace.
-	return slogcore.AppendStack(nil, pcs), false
-}
-
-// frameFuncs returns the functions at pc, the innermost first: more than
-// one where calls were inlined.
-func frameFuncs(pc uintptr) []string {
-	frames := runtime.CallersFrames([]uintptr{pc})
-	var names []string
-	for {
-		f, more := frames.Next()
-		names = append(names, f.Function)
-		if !more {
-			return names
-		}
-	}
-}
-
-// inRuntime reports whether pc is the runtime's own code, and no
-// program's code that had the runtime's inlined into it.
-func inRuntime(pc uintptr) bool {
-	for _, name := range frameFuncs(pc) {
-		if !strings.HasPrefix(name, "runtime.") && !strings.HasPrefix(name, "internal/runtime/") {
-			return false
-		}
-	}
-	return true
 }
 
 // logAbort logs every goroutine's stack, in one entry. systemd sends

@@ -122,28 +122,32 @@ func FindStack(err error) StackTracer {
 	return nil
 }
 
-// PanicStack returns the stack of the panicking goroutine, formatted by
-// AppendStack, from the frame that panicked down. It must be called by
-// the deferred function that recovered: the goroutine's stack is still
-// the panic's then, under the recovery's own frames and runtime.gopanic,
-// which are cut off, as are the runtime's frames that raised a run-time
-// panic (a nil map, a nil pointer, an index) for the function that caused
-// it. Go's own crash output leaves out the same.
-func PanicStack() []byte {
+// AbnormalStack returns the stack of a goroutine that panics, or ends in
+// runtime.Goexit, formatted by AppendStack, from the frame that panicked
+// (or called Goexit) down, and whether it panics. It must be called by a
+// deferred function: the goroutine's stack is still the panic's (or
+// Goexit's) then, under the deferred call's own frames and
+// runtime.gopanic (runtime.Goexit), which are cut off, as are the
+// runtime's frames that raised a run-time panic (a nil map, a nil
+// pointer, an index) for the function that caused it. Go's own crash
+// output leaves out the same.
+func AbnormalStack() (trace []byte, panicking bool) {
 	pcs := Callers(0)
 	for i, pc := range pcs {
-		if !slices.Contains(frameFuncs(pc), "runtime.gopanic") {
+		funcs := frameFuncs(pc)
+		panicking = slices.Contains(funcs, "runtime.gopanic")
+		if !panicking && !slices.Contains(funcs, "runtime.Goexit") {
 			continue
 		}
 		rest := pcs[i+1:]
 		for len(rest) > 1 && inRuntime(rest[0]) {
 			rest = rest[1:]
 		}
-		return AppendStack(nil, rest)
+		return AppendStack(nil, rest), panicking
 	}
-	// Cannot happen after a recover that returned a value; should a
-	// runtime change it, the recovery's frames beat an empty trace.
-	return AppendStack(nil, pcs)
+	// Cannot happen in a deferred call of a panic or Goexit; should a
+	// runtime change that, the deferred call's frames beat an empty trace.
+	return AppendStack(nil, pcs), false
 }
 
 // frameFuncs returns the functions at pc, the innermost first: more than
