@@ -69,12 +69,13 @@ DEMO_IDENT := journal-writer-example
 # a fresh Debian 12 machine), or 257.
 SYSTEMD ?=
 SYSTEMD_OPT := $(if $(SYSTEMD),--systemd $(SYSTEMD))
-# The integration tests that fail on systemd 257 for a reason of the
-# product's, not run there until it is fixed: journald 253 and later store
+# The integration and container tests that fail on systemd 257 for a
+# reason of the product's, not run there until it is fixed: journald 253 and later store
 # only the first entry that has a MESSAGE of a datagram holding several
 # (the README's support table), and package journal's asynchronous
 # writer batches entries into datagrams.
 IT257_BROKEN := ^TestAsync(ManyGoroutines|StoppedJournald|JournaldRestart|LargeEntryMidBatch)$$
+CONTAINER257_BROKEN := ^TestAsyncRecordsSurvivePanicAndWatchdog$$
 # The tests that count allocations: meaningless under -race, where
 # sync.Pool drops items on purpose, so they run in a pass of their own.
 ALLOC_TESTS := Allocations$$
@@ -107,8 +108,9 @@ otel:
 	cd otel && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 	cd otel && GOTOOLCHAIN=$(GO_FLOOR) $(GO) test -count=1 ./...
 
+# Each tier on each systemd says which it runs on: "systemd 252 (…)".
 integration: deps
-	$(PRIVATE_NS) $(GO) test -race -tags integration -count=1 ./integration/...
+	$(PRIVATE_NS) sh -c 'journalctl --version | head -n 1 && $(GO) test -race -tags integration -count=1 ./integration/...'
 
 # The test binary is built here and run inside the tree, from its
 # package's directory as go test would.
@@ -131,13 +133,17 @@ otelcol: deps
 bench-check: deps
 	$(PRIVATE_NS) sh -c 'cd bench && $(GO) test -count=1 -run . ./...'
 
-# One systemd container for the package.
+# One systemd container for the package. Run from the package's directory
+# (go test's local directory mode), so that its output, the version of
+# the systemd it booted included, shows when it passes too.
 container: deps
-	$(GO) test -tags container -count=1 -timeout 15m ./integration/container/
+	cd integration/container && $(GO) test -tags container -count=1 -timeout 15m
 
 container-257: deps
-	tree=$$(scripts/systemd-tree.sh 257) && NEWSTYLE_SYSTEMD=257 NEWSTYLE_SYSTEMD_TREE=$$tree \
-		$(GO) test -tags container -count=1 -timeout 15m ./integration/container/
+	@echo "container-257: not run on systemd 257 (see IT257_BROKEN): $(CONTAINER257_BROKEN)"
+	tree=$$(scripts/systemd-tree.sh 257) && cd integration/container && \
+		NEWSTYLE_SYSTEMD=257 NEWSTYLE_SYSTEMD_TREE=$$tree \
+		$(GO) test -tags container -count=1 -timeout 15m -skip '$(CONTAINER257_BROKEN)'
 
 # journalctl --sync returns once journald has stored every entry sent
 # before it, so the listing is complete.
