@@ -150,7 +150,7 @@ container-257: deps
 demo: deps
 	$(GO) build -o $(DEMO_BIN) ./examples/journal-writer
 	$(GO) build -o bin/slog-tour ./examples/slog-tour
-	$(PRIVATE_NS) $(SYSTEMD_OPT) --journald sh -c '$(DEMO_BIN) && journalctl --sync && \
+	$(PRIVATE_NS) $(SYSTEMD_OPT) --journald sh -c 'journalctl --version | head -n 1 && $(DEMO_BIN) && journalctl --sync && \
 		journalctl -o json-pretty --all --no-pager -t $(DEMO_IDENT) && \
 		echo "--- the same slog records, through the journal, then through the stdout fallback:" && \
 		NEWSTYLE_LOG_TARGET=journal bin/slog-tour && journalctl --sync && \

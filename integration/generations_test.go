@@ -102,29 +102,24 @@ func sealedMemfd(t *testing.T, data []byte) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := writeAll(fd, data); err != nil {
+	f := os.NewFile(uintptr(fd), "memfd")
+	t.Cleanup(func() { f.Close() })
+	if _, err := f.Write(data); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS,
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS,
 		unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE|unix.F_SEAL_SEAL); err != nil {
 		t.Fatal(err)
 	}
-	return fd
+	return int(f.Fd())
 }
 
-func writeAll(fd int, data []byte) error {
-	for len(data) > 0 {
-		n, err := unix.Write(fd, data)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		data = data[n:]
+// wantMessages checks the MESSAGEs journald stored of what was sent.
+func wantMessages(t *testing.T, version int, what string, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\x00") != strings.Join(want, "\x00") {
+		t.Errorf("systemd %d stored the entries with MESSAGE %q of %s, want %q", version, got, what, want)
 	}
-	return nil
 }
 
 // messagesAfterMarker sends a marker entry in a datagram of its own and
@@ -183,10 +178,7 @@ func TestJournaldEntriesPerDatagram(t *testing.T) {
 				if version < 253 {
 					want = tt.want252
 				}
-				if strings.Join(got, "|") != strings.Join(want, "|") {
-					t.Errorf("systemd %d stored the entries with MESSAGE %q of a datagram of %q, want %q",
-						version, got, tt.messages, want)
-				}
+				wantMessages(t, version, fmt.Sprintf("a datagram of %q", tt.messages), got, want)
 			})
 		}
 	})
@@ -221,9 +213,7 @@ func TestJournaldFdFlags(t *testing.T) {
 		if version >= 256 {
 			want = want[:1]
 		}
-		if strings.Join(got, "|") != strings.Join(want, "|") {
-			t.Errorf("systemd %d stored %q of the entries passed by memfd, want %q", version, got, want)
-		}
+		wantMessages(t, version, "the entries passed by memfd", got, want)
 	})
 }
 
@@ -251,9 +241,7 @@ func TestJournaldUnprivilegedFdCap(t *testing.T) {
 		if version >= 257 {
 			want = want[:1]
 		}
-		if strings.Join(got, "|") != strings.Join(want, "|") {
-			t.Errorf("systemd %d stored %q of the entries user 65534 passed by memfd, want %q", version, got, want)
-		}
+		wantMessages(t, version, "the entries user 65534 passed by memfd", got, want)
 	})
 }
 
