@@ -34,7 +34,7 @@
 #
 # Two systemd generations: the host's (Debian 12: 252) and Debian 13's 257,
 # from a root tree pinned in scripts/systemd-257.pin, built by mmdebstrap
-# the first time it is needed (about 1.5 minutes) and cached in
+# the first time it is needed (45-90 s) and cached in
 # /var/cache/newstyle (NEWSTYLE_TREE_CACHE) until the pin changes
 # (scripts/systemd-tree.sh). What runs on 257, and how to run anything
 # there:
