@@ -10,6 +10,18 @@
 //
 //	scripts/private-ns.sh go test -race -tags integration -count=1 ./integration/...
 //
+// They run on the host's systemd, or on another generation's, the test
+// binary built here and run inside that generation's root tree (see
+// scripts/private-ns.sh --systemd):
+//
+//	go test -c -race -tags integration -o bin/integration.test ./integration
+//	cd integration && ../scripts/private-ns.sh --systemd 257 ../bin/integration.test
+//
+// The output starts with the version they run on ("integration tests:
+// systemd 257 (257.13-1~deb13u1)", from journalctl --version), and the
+// tests whose outcome depends on it run as subtests named after it
+// (systemd257).
+//
 // With the integration tag the tests are required: outside such a
 // namespace, or when journald cannot be started, they fail; they never
 // skip.
@@ -65,6 +77,11 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "FAIL: integration tests cannot run: %v\n", err)
 		return 1
 	}
+	if err := readJournaldVersion(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: integration tests cannot run: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "integration tests: %s\n", journaldVersionLine)
 	j, err := startJournald("")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: integration tests cannot run: %v\n", err)

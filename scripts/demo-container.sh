@@ -9,21 +9,39 @@
 # request fields, the TRACEBACK field, the panic at priority crit, and
 # systemd restarting the service. Then it powers the container off.
 #
+# With --systemd VERSION (a scripts/systemd-VERSION.pin, e.g. 257), the
+# container boots that generation's root tree (scripts/systemd-tree.sh
+# builds it the first time) instead of the host's /usr, with a tmpfs
+# overlay over it (--volatile=overlay), so the cached tree stays as built.
+#
 # Run as root on Debian 12 with systemd-container installed
-# (scripts/deps.sh); `make demo` runs it. Nothing of the host's changes:
-# the container's /etc, /var and journal are a tmpfs that goes with it.
+# (scripts/deps.sh); `make demo` (SYSTEMD=257) runs it. Nothing of the
+# host's changes: the container's /etc, /var and journal are a tmpfs that
+# goes with it.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 go=${GO:-go}
 readonly unit=newstyle-demo.service
-readonly name=newstyle-demo-$$
 readonly boot_timeout=90 # seconds
 
 die() {
 	echo "demo-container.sh: $*" >&2
 	exit 1
 }
+
+root=(--directory=/ --volatile=yes)
+systemd=host
+if [ "${1:-}" = --systemd ]; then
+	[ $# = 2 ] || die "usage: scripts/demo-container.sh [--systemd VERSION]"
+	systemd=$2
+	host=$(systemctl --version | sed -n '1s/^systemd \([0-9]*\).*/\1/p')
+	if [ "$systemd" != "$host" ]; then
+		tree=$(scripts/systemd-tree.sh "$systemd") || exit 1
+		root=(--directory="$tree" --volatile=overlay)
+	fi
+fi
+readonly name=newstyle-demo-$systemd-$$
 
 [ "$(id -u)" = 0 ] || die "must run as root (systemd-nspawn, nsenter)"
 command -v systemd-nspawn >/dev/null ||
@@ -69,7 +87,7 @@ echo "--- building cmd/newstyle-demo"
 echo "--- booting a systemd container ($name)"
 # setpriv --pdeathsig: should this script be killed outright, nspawn gets
 # SIGTERM and powers the container off.
-setpriv --pdeathsig TERM -- systemd-nspawn --directory=/ --volatile=yes \
+setpriv --pdeathsig TERM -- systemd-nspawn "${root[@]}" \
 	--register=no --keep-unit --private-network --machine="$name" \
 	--bind-ro="$tmp/bin:/opt/test" --console=read-only \
 	--boot -- systemd.firstboot=off >"$tmp/console.log" 2>&1 &
@@ -94,7 +112,7 @@ until state=$(timeout "$boot_timeout" nsenter -t "$init" -a systemctl is-system-
 	[ "$SECONDS" -lt "$deadline" ] || die "the container did not finish booting: $state"
 	sleep 0.1
 done
-echo "booted: $state"
+echo "booted: $state, $(in_container systemctl --version | head -n 1)"
 
 echo "--- installing $unit and newstyle-demo.socket into /etc/systemd/system"
 for f in cmd/newstyle-demo/newstyle-demo.service cmd/newstyle-demo/newstyle-demo.socket; do

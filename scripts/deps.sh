@@ -16,12 +16,15 @@
 #   systemd-journal-remote  systemd-journal-remote and -upload, for the
 #               central-journal test (integration/remote_test.go); pinned
 #               likewise
+#   mmdebstrap, debian-archive-keyring  the systemd 257 root tree
+#               (Debian 13) that scripts/systemd-tree.sh builds, for the
+#               runs on the second systemd generation
 #
 # It is idempotent: it asks dpkg what is installed, and runs apt-get (update
 # included) only when something is missing.
 set -euo pipefail
 
-packages=(util-linux mount systemd gcc libc6-dev dbus dbus-daemon)
+packages=(util-linux mount systemd gcc libc6-dev dbus dbus-daemon mmdebstrap debian-archive-keyring)
 
 command -v go >/dev/null || {
 	echo "deps: go is not on PATH; install Go $(sed -n 's/^go //p' "$(dirname "$0")/../go.mod") first" >&2

@@ -32,10 +32,11 @@ const (
 )
 
 // container is a booted systemd container: systemd-nspawn running the
-// host's /usr as a throwaway system (--volatile=yes: / is a tmpfs), with
-// a network namespace of its own (--private-network: only its loopback,
-// so its port 8080 is not the host's) and the test binaries bound in
-// read-only at /opt/test.
+// host's /usr as a throwaway system (--volatile=yes: / is a tmpfs), or a
+// root tree of another systemd generation (--volatile=overlay: writes go
+// to a tmpfs over it, the tree stays as it is), with a network namespace
+// of its own (--private-network: only its loopback, so its port 8080 is
+// not the host's) and the test binaries bound in read-only at /opt/test.
 type container struct {
 	name    string
 	console string // nspawn's output: the container's boot messages
@@ -44,20 +45,31 @@ type container struct {
 	waitErr error         // nspawn's exit, once exited is closed
 	init    int           // the container's PID 1, as the host sees it
 	netns   int           // a descriptor of its network namespace
+
+	// systemdVersion is the first line of the container's systemctl
+	// --version ("systemd 257 (257.13-1~deb13u1)"), systemd its major
+	// version; both set by readVersion.
+	systemdVersion string
+	systemd        int
 }
 
 // boot starts the container with binDir at /opt/test and waits until its
-// systemd says the system is running. On error, whatever was started is
-// stopped again.
-func boot(name, binDir, consolePath string) (_ *container, err error) {
+// systemd says the system is running. tree is the root tree to boot, ""
+// for the host's own /usr. On error, whatever was started is stopped
+// again.
+func boot(name, tree, binDir, consolePath string) (_ *container, err error) {
 	console, err := os.Create(consolePath)
 	if err != nil {
 		return nil, err
 	}
 	defer console.Close()
 	c := &container{name: name, console: consolePath, exited: make(chan struct{})}
-	c.nspawn = exec.Command("systemd-nspawn",
-		"--directory=/", "--volatile=yes",
+	// nspawn refuses --volatile=overlay for --directory=/.
+	root := []string{"--directory=/", "--volatile=yes"}
+	if tree != "" {
+		root = []string{"--directory=" + tree, "--volatile=overlay"}
+	}
+	c.nspawn = exec.Command("systemd-nspawn", append(root,
 		"--register=no", "--keep-unit", // no machined, no system bus here
 		"--private-network",
 		"--machine="+name,
@@ -65,7 +77,7 @@ func boot(name, binDir, consolePath string) (_ *container, err error) {
 		"--console=read-only", // boot messages to the console file
 		"--boot", "--",
 		"systemd.firstboot=off", // else boot stops at a prompt
-	)
+	)...)
 	c.nspawn.Stdout, c.nspawn.Stderr = console, console
 	// Should this process die without stopping the container (a test's
 	// panic, go test's -timeout), nspawn gets SIGTERM and powers the

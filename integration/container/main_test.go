@@ -16,13 +16,26 @@
 // package; it is powered off at the end, whatever happened. With the
 // container tag the tests are required: when the container cannot be
 // booted they fail, they never skip.
+//
+// The container boots the host's systemd, or another generation's:
+// NEWSTYLE_SYSTEMD_TREE names a root tree to boot instead (the systemd
+// 257 tree of scripts/systemd-tree.sh 257), and NEWSTYLE_SYSTEMD, when
+// set, the major version the container's systemd must have. Either way
+// the package's output starts with the version it runs on ("container
+// tests: systemd 257 (257.13-1~deb13u1)"), and the tests whose outcome
+// depends on it run as subtests named after it (systemd257).
+//
+//	NEWSTYLE_SYSTEMD=257 NEWSTYLE_SYSTEMD_TREE=$(scripts/systemd-tree.sh 257) \
+//		go test -tags container -count=1 -timeout 15m ./integration/container/
 package container
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -82,12 +95,29 @@ func run(m *testing.M) (code int) {
 		return fail("building the demo: %v\n%s", err, out)
 	}
 
+	tree := os.Getenv("NEWSTYLE_SYSTEMD_TREE")
+	if tree != "" {
+		if _, err := os.Stat(filepath.Join(tree, "usr/lib/systemd/systemd")); err != nil {
+			return fail("NEWSTYLE_SYSTEMD_TREE=%s is no systemd root tree: %v", tree, err)
+		}
+	}
 	start := time.Now()
-	c, err := boot(fmt.Sprintf("newstyle-test-%d", os.Getpid()), binDir, filepath.Join(dir, "console.log"))
+	// Unique on this machine: other runs boot containers at the same time.
+	name := fmt.Sprintf("newstyle-test-%s-%d", cmp.Or(os.Getenv("NEWSTYLE_SYSTEMD"), "host"), os.Getpid())
+	c, err := boot(name, tree, binDir, filepath.Join(dir, "console.log"))
 	if err != nil {
 		return fail("booting the container: %v", err)
 	}
-	fmt.Fprintf(os.Stderr, "container tests: booted in %v\n", time.Since(start).Round(time.Millisecond))
+	booted := time.Since(start).Round(time.Millisecond)
+	if err := c.readVersion(); err != nil {
+		c.shutdown()
+		return fail("%v", err)
+	}
+	if want := os.Getenv("NEWSTYLE_SYSTEMD"); want != "" && want != strconv.Itoa(c.systemd) {
+		c.shutdown()
+		return fail("NEWSTYLE_SYSTEMD=%s, but the container runs %s", want, c.systemdVersion)
+	}
+	fmt.Fprintf(os.Stderr, "container tests: %s, booted in %v\n", c.systemdVersion, booted)
 	defer func() {
 		start := time.Now()
 		if err := c.shutdown(); err != nil {
