@@ -46,8 +46,8 @@
 #                    chrooted into an overlay of the tree, in the private
 #                    namespace, so journald, journalctl and the rest are
 #                    257's. Every test of the package runs there
-#                    (TestJournaldDifferential* included) but those of
-#                    IT257_BROKEN; each package prints the systemd it ran
+#                    (TestJournaldDifferential* included); each package
+#                    prints the systemd it ran
 #                    on, and the tests whose outcome depends on it run as
 #                    subtests named after it (systemd257).
 # Any command runs the same way: scripts/private-ns.sh --systemd 257
@@ -69,13 +69,6 @@ DEMO_IDENT := journal-writer-example
 # a fresh Debian 12 machine), or 257.
 SYSTEMD ?=
 SYSTEMD_OPT := $(if $(SYSTEMD),--systemd $(SYSTEMD))
-# The integration and container tests that fail on systemd 257 for a
-# reason of the product's, not run there until it is fixed: journald 253 and later store
-# only the first entry that has a MESSAGE of a datagram holding several
-# (the README's support table), and package journal's asynchronous
-# writer batches entries into datagrams.
-IT257_BROKEN := ^TestAsync(ManyGoroutines|StoppedJournald|JournaldRestart|LargeEntryMidBatch)$$
-CONTAINER257_BROKEN := ^TestAsyncRecordsSurvivePanicAndWatchdog$$
 # The tests that count allocations: meaningless under -race, where
 # sync.Pool drops items on purpose, so they run in a pass of their own.
 ALLOC_TESTS := Allocations$$
@@ -116,9 +109,8 @@ integration: deps
 # package's directory as go test would.
 integration-257: deps
 	$(GO) test -c -race -tags integration -o bin/integration.test ./integration
-	@echo "integration-257: not run on systemd 257 (see IT257_BROKEN): $(IT257_BROKEN)"
 	cd integration && ../$(PRIVATE_NS) --systemd 257 ../bin/integration.test \
-		-test.count=1 -test.timeout=30m -test.skip '$(IT257_BROKEN)'
+		-test.count=1 -test.timeout=30m
 
 # The OpenTelemetry Collector (journald receiver, transform, file
 # exporter), built from Go modules (integration/otelcol, a module of its
@@ -140,10 +132,9 @@ container: deps
 	cd integration/container && $(GO) test -tags container -count=1 -timeout 15m
 
 container-257: deps
-	@echo "container-257: not run on systemd 257 (see IT257_BROKEN): $(CONTAINER257_BROKEN)"
 	tree=$$(scripts/systemd-tree.sh 257) && cd integration/container && \
 		NEWSTYLE_SYSTEMD=257 NEWSTYLE_SYSTEMD_TREE=$$tree \
-		$(GO) test -tags container -count=1 -timeout 15m -skip '$(CONTAINER257_BROKEN)'
+		$(GO) test -tags container -count=1 -timeout 15m
 
 # journalctl --sync returns once journald has stored every entry sent
 # before it, so the listing is complete.

@@ -428,12 +428,14 @@ func (q *asyncQueue) run() {
 	}
 }
 
-// sendBatch sends b in datagrams of whole entries, and reports whether
+// sendBatch sends b in datagrams of whole entries, several to a datagram
+// where journald keeps them all (see batchable), and reports whether
 // journald took the last one.
 func (q *asyncQueue) sendBatch(b batch) (delivered bool) {
 	start, first := 0, 0
+	many := q.w.sock.batches()
 	for i, e := range b.entries {
-		if i+1 < len(b.entries) && b.entries[i+1].end-start <= maxBatchBytes {
+		if many && i+1 < len(b.entries) && b.entries[i+1].end-start <= maxBatchBytes {
 			continue // the next entry fits in this datagram too
 		}
 		delivered = q.sendDatagram(b.data[start:e.end], b.entries[first:i+1], start)

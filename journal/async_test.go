@@ -13,9 +13,13 @@ import (
 	"github.com/newstyle-go/newstyle/journaltest"
 )
 
+// newAsyncWriter returns an asynchronous Writer that batches as it does
+// for a journald 252, whatever the test server's path.
 func newAsyncWriter(t *testing.T, path string, timeout time.Duration, a AsyncOptions) *Writer {
 	t.Helper()
-	return newTestWriter(t, path, WriterOptions{SendTimeout: timeout, Async: &a})
+	w := newTestWriter(t, path, WriterOptions{SendTimeout: timeout, Async: &a})
+	w.sock.q.batch = true
+	return w
 }
 
 // seqOf reads the G and SEQ fields the tests number their entries with.

@@ -76,6 +76,7 @@ func openSocket(path string) (*socket, error) {
 		return nil, os.NewSyscallError("journal: socket", err)
 	}
 	s.fd = fd
+	s.q.batch = batchable(path)
 	raiseSendBuffer(fd, sendBufferSize)
 	sockets.m[path] = s
 	return s, nil
@@ -279,3 +280,7 @@ func errnoOf(err error) unix.Errno {
 	errors.As(err, &errno)
 	return errno
 }
+
+// batches reports whether a datagram may carry several entries (see
+// batchable).
+func (s *socket) batches() bool { return s.q.batch }

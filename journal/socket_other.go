@@ -17,3 +17,5 @@ func (s *socket) send([]byte, time.Duration, <-chan struct{}) (bool, error) {
 func (s *socket) probe() error { return &sendError{kind: ErrNoSocket, path: s.path} }
 
 func (s *socket) release() error { return nil }
+
+func (s *socket) batches() bool { return false }
