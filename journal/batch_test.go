@@ -19,8 +19,8 @@ func TestLibrariesVersion(t *testing.T) {
 		want int
 	}{
 		{"usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-257.so", 257}, // Debian 13
-		{"usr/lib/systemd/libsystemd-shared-252.so", 252},                   // Debian 12
-		{"usr/lib64/systemd/libsystemd-shared-257.7-1.fc42.so", 257},        // Fedora
+		{"usr/lib/systemd/libsystemd-shared-252.so", 252},                  // Debian 12
+		{"usr/lib64/systemd/libsystemd-shared-257.7-1.fc42.so", 257},       // Fedora
 		{"usr/lib/systemd/libsystemd-shared-x.so", 0},
 		{"usr/lib/systemd/libsystemd-core-252.so", 0},
 		{"", 0},
