@@ -1,3 +1,5 @@
+//go:build unix && !freebsd
+
 package service
 
 import (
