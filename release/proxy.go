@@ -37,9 +37,9 @@ func WriteProxy(dir, version string, mods ...Module) error {
 		}
 		info := fmt.Sprintf(`{"Version":%q,"Time":%q}`, version, time.Now().UTC().Format(time.RFC3339))
 		for name, data := range map[string][]byte{
-			"list":              []byte(version + "\n"),
-			version + ".info":   []byte(info),
-			version + ".mod":    gomod,
+			"list":            []byte(version + "\n"),
+			version + ".info": []byte(info),
+			version + ".mod":  gomod,
 		} {
 			if err := os.WriteFile(filepath.Join(at, name), data, 0o644); err != nil {
 				return err
