@@ -63,6 +63,10 @@ type diffCase struct {
 	file      *diffFile
 	fds       int  // memfds passed with the first datagram
 	lossy     bool // journald does not store all that was sent (datagram cases)
+	// lossySince: from this version on, journald does not store all
+	// that was sent; and the strict rules, which leave this rule out
+	// (journaltest.Version), store more than it, without a word.
+	lossySince int
 	// journal checks journald's own entries further.
 	journal func(t *testing.T, entries []entry)
 }
@@ -94,8 +98,11 @@ func diffCases() []diffCase {
 	const seals = unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
 	const four = seals | unix.F_SEAL_SEAL
 	cases := []diffCase{
-		{name: "two entries in a datagram", datagrams: d(func(h string) string {
+		{name: "two entries in a datagram", lossySince: 253, datagrams: d(func(h string) string {
 			return h + "MESSAGE=one\nPRIORITY=6\n\n" + h + "MESSAGE=two\nA_B_1=x=y\nEMPTY=\n"
+		})},
+		{name: "an entry with MESSAGE ends the datagram", lossySince: 253, datagrams: d(func(h string) string {
+			return h + "A=1\n\n" + h + "MESSAGE=m\n\n" + h + "B=2\n"
 		})},
 		{name: "binary fields", datagrams: d(func(h string) string {
 			return h + diffBin("MESSAGE", 12, "two\nlines\x00\xff\xfe") + "\n" + diffBin("EMPTY", 0, "") + "\n" +
@@ -497,7 +504,7 @@ func TestJournaldDifferential(t *testing.T) {
 			}
 			require.NotEmpty(t, want, "journald has not even the mark of the case")
 			stored := len(want) - 1 // without the mark
-			lossy := c.lossy || (c.file != nil && stored == 0)
+			lossy := c.lossy || (c.file != nil && stored == 0) || (c.lossySince != 0 && version >= c.lossySince)
 			if c.journal != nil {
 				c.journal(t, byCase[c.name])
 			}
@@ -526,12 +533,18 @@ func TestJournaldDifferential(t *testing.T) {
 			}
 			serr := strict[i].Err()
 			same := reflect.DeepEqual(got, want)
-			if !same {
+			knownGap := c.lossySince != 0 && version >= c.lossySince
+			if knownGap {
+				// The strict rules leave journald 253+'s stop after an
+				// entry with MESSAGE out: they store more, and say nothing.
+				assert.False(t, same, "the strict rules store what journald %d stores: the gap is closed, update the case", version)
+				assert.NoError(t, serr, "the strict rules")
+			} else if !same {
 				if assert.Error(t, serr, "the strict rules store other entries than journald %d, and do not say why:\njournald:%s\nstrict:%s", version, describe(want), describe(got)) {
 					assert.Contains(t, serr.Error(), "strict rules", "the strict rules' reason")
 				}
 			}
-			if merr != nil {
+			if merr != nil && !knownGap {
 				assert.Error(t, serr, "the strict rules must report what the model of journald %d reports", version)
 			}
 
@@ -540,7 +553,9 @@ func TestJournaldDifferential(t *testing.T) {
 				verdict = "lost some"
 			}
 			strictSays := "same"
-			if !same {
+			if knownGap {
+				strictSays = "stores more, by design (journaltest.Version)"
+			} else if !same {
 				strictSays = "differs, says: " + firstLine(serr)
 			} else if serr != nil {
 				strictSays = "same, says: " + firstLine(serr)

@@ -15,7 +15,8 @@
 //
 // # What a Server stores, and what it reports
 //
-// The rules for a datagram are the same in every journald from 252 on:
+// The rules for a datagram are the same in every journald from 252 on,
+// but the last:
 //
 //   - A line with an invalid field name, and a line starting with '.' or
 //     '#', is skipped; the rest of the entry is stored. Err says which
@@ -31,9 +32,15 @@
 //   - An entry with no valid field (an empty line where an entry should
 //     start, or only skipped lines) stores nothing and ends the datagram.
 //   - An identical NAME=value pair is stored once per entry.
+//   - journald 253 and later read nothing more of a datagram (or passed
+//     file) after an entry with a MESSAGE field: of several entries with
+//     MESSAGE in one datagram only the first is stored. (Since 253 the
+//     check of a unit's LogFilterPatterns= returns "keep" as the entry's
+//     result, which ends the loop.) Version(253) and later apply this
+//     rule; the default rules do not, yet.
 //
-// Err reports each of these but the last, which loses no value; a Server's
-// entries hold each identical pair once. journald keeps no order among a
+// Err reports each of these but the identical pairs, which lose no value;
+// a Server's entries hold each identical pair once. journald keeps no order among a
 // field's values, so neither do Entry's accessors: see Entry.
 //
 // Files passed by descriptor (entries too large for a datagram) are where

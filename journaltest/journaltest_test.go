@@ -168,7 +168,7 @@ func TestStored(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := scan([]byte(tt.in), journaldLimits)
+			res := scan([]byte(tt.in), journaldLimits, OldestVersion)
 			var stored []Entry
 			for _, e := range res.entries {
 				if e.stored {
@@ -211,7 +211,7 @@ func TestParseLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := scan([]byte(tt.in), lim)
+			res := scan([]byte(tt.in), lim, OldestVersion)
 			if tt.offset < 0 {
 				require.Empty(t, res.problems)
 				return
@@ -223,8 +223,8 @@ func TestParseLimits(t *testing.T) {
 	}
 	// More than 2 fields before a field: 3 are stored, a 4th drops the entry.
 	lim = limits{data: 8, entry: 100, fields: 2}
-	assert.Empty(t, scan([]byte("A=1\nB=2\nC=3\n"), lim).problems)
-	res := scan([]byte("A=1\nB=2\nC=3\nD=4\n"), lim)
+	assert.Empty(t, scan([]byte("A=1\nB=2\nC=3\n"), lim, OldestVersion).problems)
+	res := scan([]byte("A=1\nB=2\nC=3\nD=4\n"), lim, OldestVersion)
 	require.Len(t, res.problems, 1)
 	assert.Equal(t, 12, res.problems[0].Offset)
 	assert.Contains(t, res.problems[0].Reason, "a field after 3 fields")
@@ -285,7 +285,7 @@ func FuzzEncodeParse(f *testing.F) {
 			require.NoError(t, err)
 			require.Equal(t, pairs(got...), pairs(again...))
 		}
-		res := scan(value, journaldLimits)
+		res := scan(value, journaldLimits, NewestVersion)
 		for _, e := range res.entries {
 			if e.stored && !bytes.Contains(value, []byte(e.Fields[0].Name)) {
 				t.Fatalf("stored field %q is not in the input", e.Fields[0].Name)
@@ -399,4 +399,38 @@ func TestSealNames(t *testing.T) {
 	assert.Equal(t, "none", sealNames(0))
 	assert.Equal(t, "SHRINK|0x100", sealNames(sealShrink|0x100))
 	assert.Equal(t, "(none: not a memfd)", sealNames(-1))
+}
+
+// TestStopsAfterMessage: journald 253 and later store of a datagram the
+// entries up to the first one with a MESSAGE field, and report the rest.
+func TestStopsAfterMessage(t *testing.T) {
+	in := []byte("A=1\n\nMESSAGE=one\n\nMESSAGE=two\n\nB=2\n")
+	for _, tt := range []struct {
+		version int
+		stored  int
+		problem string
+	}{
+		{252, 4, ""},
+		{253, 2, "journald 253 reads nothing more of a datagram after an entry with a MESSAGE field (253 and later: its LogFilterPatterns= check ends the loop): 2 entries after it lost"},
+		{257, 2, "journald 257 reads nothing more"},
+	} {
+		res := scan(in, journaldLimits, tt.version)
+		assert.Equal(t, tt.stored, storedCount(res), "journald %d", tt.version)
+		if tt.problem == "" {
+			assert.Empty(t, res.problems)
+			continue
+		}
+		require.Len(t, res.problems, 1)
+		assert.Equal(t, 18, res.problems[0].Offset)
+		assert.Contains(t, res.problems[0].Reason, tt.problem)
+	}
+	// Nothing after it: nothing lost, nothing to report.
+	assert.Empty(t, scan([]byte("MESSAGE=one\n\n"), journaldLimits, 257).problems)
+	// The strict default leaves this rule out; a version applies it.
+	c, err := newConfig(nil)
+	require.NoError(t, err)
+	assert.Equal(t, OldestVersion, c.scanVersion())
+	c, err = newConfig([]Option{Version(260)})
+	require.NoError(t, err)
+	assert.Equal(t, NewestVersion, c.scanVersion())
 }

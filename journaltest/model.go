@@ -46,7 +46,9 @@ type config struct {
 //
 // What the versions disagree on is passed files (entries too large for a
 // datagram): which memfd counts as sealed, the descriptor's status
-// flags, and a size limit for senders that are not root. See the
+// flags, and a size limit for senders that are not root; and, from 253
+// on, that journald reads nothing more of a datagram after an entry with
+// a MESSAGE field, which the strict rules do not apply (yet). See the
 // package documentation for the rules.
 func Version(v int) Option {
 	return func(c *config) { c.version = v }
@@ -259,4 +261,16 @@ func (c config) takeFile(f passedFile, from sender) (sealed bool, reason string)
 		return takeFileStrictly(f, from)
 	}
 	return takeFile(min(c.version, NewestVersion), f, from)
+}
+
+// scanVersion is the version whose rules for a datagram apply. The
+// strict rules leave one out for now: journald 253 and later read nothing
+// more of a datagram after an entry with a MESSAGE field
+// (stopsAfterMessage), which would fail every client that sends several
+// entries in a datagram; Version(253) and later apply it.
+func (c config) scanVersion() int {
+	if c.version == 0 {
+		return OldestVersion
+	}
+	return min(c.version, NewestVersion)
 }

@@ -147,7 +147,8 @@ var journaldLimits = limits{data: DataSizeMax, entry: EntrySizeMax, fields: Entr
 
 // Parse splits one datagram (or the contents of a passed file) into the
 // entries a client sent in it, by the rules of journald's
-// manager_process_native_message, the same in every version from 252 on.
+// manager_process_native_message in version 252 (253 and later also stop
+// after an entry with a MESSAGE field: see Version).
 //
 // Parse is strict: at the first place where journald would skip, drop or
 // mis-read input (an invalid field name, a '.' or '#' line, bytes after
@@ -162,7 +163,7 @@ var journaldLimits = limits{data: DataSizeMax, entry: EntrySizeMax, fields: Entr
 // as often as it was sent. A Server stores entries as journald does.
 // Field values are copies; they do not alias data.
 func Parse(data []byte) ([]Entry, error) {
-	res := scan(data, journaldLimits)
+	res := scan(data, journaldLimits, OldestVersion)
 	var entries []Entry
 	for _, e := range res.entries {
 		if !e.clean || !e.stored {
@@ -200,8 +201,16 @@ type scanner struct {
 	res  scanResult
 }
 
-// scan reads data as journald reads a datagram.
-func scan(data []byte, lim limits) scanResult {
+// stopsAfterMessage reports whether journald of version v reads nothing
+// more of a datagram after it stored an entry with a MESSAGE field. Since
+// 253, manager_process_entry asks client_context_check_keep_log whether a
+// unit's LogFilterPatterns= keep the message, and returns its answer,
+// "keep" (1), as its own result, which ends the datagram's loop (0 goes
+// on); entries without MESSAGE go on as before. Seen with 257.13.
+func stopsAfterMessage(v int) bool { return v >= 253 }
+
+// scan reads data as journald of version v reads a datagram.
+func scan(data []byte, lim limits, v int) scanResult {
 	sc := &scanner{data: data, lim: lim}
 	if len(data) == 0 {
 		sc.problem(0, "empty datagram: journald ignores it")
@@ -212,8 +221,38 @@ func scan(data []byte, lim limits) scanResult {
 		if stop {
 			return sc.res
 		}
+		if last := sc.res.entries[len(sc.res.entries)-1]; stopsAfterMessage(v) && last.hasMessage() {
+			// What journald 252 would have stored of the rest is lost.
+			if lost := storedCount(scan(data[next:], lim, OldestVersion)); lost > 0 {
+				sc.problem(next, "journald %d reads nothing more of a datagram after an entry with a MESSAGE field (253 and later: its LogFilterPatterns= check ends the loop): %s after it lost", v, entries(lost))
+			}
+			return sc.res
+		}
 		pos = next
 	}
+}
+
+// hasMessage reports whether journald saw a MESSAGE field in the entry.
+func (e scanned) hasMessage() bool {
+	return slices.ContainsFunc(e.Fields, func(f Field) bool { return f.Name == "MESSAGE" })
+}
+
+// entries says how many entries: "1 entry", "2 entries".
+func entries(n int) string {
+	if n == 1 {
+		return "1 entry"
+	}
+	return fmt.Sprintf("%d entries", n)
+}
+
+func storedCount(res scanResult) int {
+	n := 0
+	for _, e := range res.entries {
+		if e.stored {
+			n++
+		}
+	}
+	return n
 }
 
 // problem records what journald does at off; the call after an early stop

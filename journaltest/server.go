@@ -284,7 +284,7 @@ func (s *Server) parsePending() {
 	for _, p := range s.pending {
 		data := s.raw[start:p.end]
 		start = p.end
-		res := scan(data, journaldLimits) // copies values: raw can be reused
+		res := scan(data, journaldLimits, s.cfg.scanVersion()) // copies values: raw can be reused
 		for _, e := range res.entries {
 			if e.stored {
 				s.received = append(s.received, Received{Entry: e.collapse(), ViaFD: p.viaFD, Sealed: p.sealed, Size: len(data)})

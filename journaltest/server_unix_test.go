@@ -122,3 +122,22 @@ func TestServerEmptyDatagram(t *testing.T) {
 	assert.ErrorContains(t, waitErr(t, s), "datagram #1: empty: journald ignores it")
 	assert.Empty(t, s.Received())
 }
+
+// TestServerModelsVersion: a Server of journald 257 stores of a datagram
+// the entries up to the first with MESSAGE, as that journald does; the
+// default rules store them all.
+func TestServerModelsVersion(t *testing.T) {
+	in := Encode(NewEntry("MESSAGE", "one"), NewEntry("MESSAGE", "two"))
+	v257 := NewServer(t, Version(257))
+	strict := NewServer(t)
+	w := dgramSender(t)
+	send(t, w, v257, in)
+	send(t, w, strict, in)
+	assert.Len(t, strict.Wait(t, 2, 5*time.Second), 2)
+	assert.NoError(t, strict.Err())
+	assert.ErrorContains(t, waitErr(t, v257), "datagram #1 (26 bytes): offset 13: journald 257 reads nothing more of a datagram after an entry with a MESSAGE field (253 and later: its LogFilterPatterns= check ends the loop): 1 entry after it lost")
+	got := v257.Received()
+	require.Len(t, got, 1)
+	v, _ := got[0].Get("MESSAGE")
+	assert.Equal(t, "one", v)
+}
