@@ -1,11 +1,17 @@
 # make deps   install what the targets below need (Debian 12, as root)
 # make test   every tier, in this order (each a target of its own):
 #   vet          go vet, with each tier's build tags, and the bench module
+#   vet-cross    go vet ./... (tests included) for linux, darwin, freebsd
+#                and windows, both modules
 #   unit         unit tests with -race
 #   alloc        the allocation counts, without -race
 #   unit-floor   the unit tests again with the oldest Go the module
 #                supports (go.mod's go line; fetched through the module proxy)
 #   otel         the otel module (trace ids from OpenTelemetry spans)
+#   release-check  the release module (release/): the exported API equals
+#                its record in api/, and a user's module outside the repo
+#                builds against both modules fetched from a local module
+#                proxy made from this checkout (go get, no replace)
 #   integration  against a real systemd-journald in a private namespace,
 #                journal-upload → journal-remote included
 #   integration-257  the same tests against systemd 257's journald,
@@ -27,6 +33,8 @@
 #             the client's CPU per entry (bench/e2e)
 # make fuzz   every Fuzz target of the module,
 #             FUZZTIME (20s) each
+# make api    rewrite api/*.txt, the record of the exported API, after a
+#             deliberate change (review its diff)
 #
 # Nothing here touches the host's journal: every journald runs in the
 # private mount and PID namespace of scripts/private-ns.sh, or in a
@@ -56,6 +64,17 @@
 
 GO ?= go
 export GO
+# go.work (the library and otel) is for development and the otel target:
+# otel/go.mod requires a released version of the library, which the
+# workspace takes from this checkout. Every other target runs its module
+# alone, as a user's build does: in workspace mode ./... would also reach
+# otel's packages, and a module outside go.work (bench/,
+# integration/otelcol, release/) would not build at all.
+export GOWORK := off
+WORKSPACE := GOWORK=$(CURDIR)/go.work
+# The systems whose go vet (tests included) must pass: the library builds
+# on all of them; journald and memfds are Linux's.
+VET_GOOS := linux darwin freebsd windows
 FUZZTIME ?= 20s
 export FUZZTIME
 # The oldest Go the module supports: go.mod says go 1.24.
@@ -73,18 +92,24 @@ SYSTEMD_OPT := $(if $(SYSTEMD),--systemd $(SYSTEMD))
 # sync.Pool drops items on purpose, so they run in a pass of their own.
 ALLOC_TESTS := Allocations$$
 
-.PHONY: deps test vet unit alloc unit-floor otel integration integration-257 otelcol bench-check container container-257 demo bench bench-e2e fuzz
+.PHONY: deps test vet vet-cross unit alloc unit-floor otel release-check api integration integration-257 otelcol bench-check container container-257 demo bench bench-e2e fuzz
 
 deps:
 	scripts/deps.sh
 
-test: deps vet unit alloc unit-floor otel integration integration-257 otelcol bench-check container container-257
+test: deps vet vet-cross unit alloc unit-floor otel release-check integration integration-257 otelcol bench-check container container-257
 
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./integration/...
 	$(GO) vet -tags container ./integration/container/
 	cd bench && $(GO) vet ./...
+
+vet-cross:
+	for goos in $(VET_GOOS); do \
+		echo "vet: GOOS=$$goos"; \
+		GOOS=$$goos $(GO) vet ./... && (cd otel && GOOS=$$goos $(WORKSPACE) $(GO) vet ./...) || exit 1; \
+	done
 
 unit:
 	$(GO) test -race -count=1 -skip '$(ALLOC_TESTS)' ./...
@@ -98,8 +123,15 @@ unit-floor:
 # The otel module (its own go.mod: the core never depends on
 # OpenTelemetry), with the newest Go and the oldest supported.
 otel:
-	cd otel && $(GO) vet ./... && $(GO) test -race -count=1 ./...
-	cd otel && GOTOOLCHAIN=$(GO_FLOOR) $(GO) test -count=1 ./...
+	cd otel && $(WORKSPACE) $(GO) vet ./... && $(WORKSPACE) $(GO) test -race -count=1 ./...
+	cd otel && GOTOOLCHAIN=$(GO_FLOOR) $(WORKSPACE) $(GO) test -count=1 ./...
+
+# A module of its own (golang.org/x/mod), outside the workspace.
+release-check:
+	cd release && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+api:
+	cd release && $(GO) test -count=1 -run '^TestAPI$$' -update .
 
 # Each tier on each systemd says which it runs on: "systemd 252 (…)".
 integration: deps

@@ -2,6 +2,7 @@ package newstyle
 
 import (
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -9,6 +10,9 @@ import (
 
 	"github.com/newstyle-go/newstyle/journal"
 )
+
+// goos is runtime.GOOS; the tests change it.
+var goos = runtime.GOOS
 
 // EnvTarget is the environment variable that forces the target:
 // "journal", "stdout", or "auto" (the same as unset).
@@ -61,6 +65,9 @@ func detectOption(opt Target, w *journal.Writer) Detection {
 		return Detection{Target: TargetStdout, Reason: "Options.Target is TargetStdout"}
 	}
 
+	if goos != "linux" {
+		return Detection{Target: TargetStdout, Reason: "journald exists only on Linux, and this is " + goos}
+	}
 	stream := os.Getenv("JOURNAL_STREAM")
 	if stream == "" {
 		return Detection{Target: TargetStdout, Reason: "JOURNAL_STREAM is not set: stderr is not the journal"}

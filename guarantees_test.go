@@ -85,8 +85,10 @@ func TestRootHandlerPanickyValues(t *testing.T) {
 	}
 }
 
-// Through an asynchronous Writer: records are batched, keep their own time
-// (TIME), and those journald did not take go to stdout.
+// Through an asynchronous Writer: records keep their own time (TIME), go
+// one a datagram to a socket that is not the system's journald (whose
+// version says whether it keeps several: see journal's batchable), and
+// those journald did not take go to stdout.
 func TestRootAsync(t *testing.T) {
 	srv := journaltest.NewServer(t)
 	var out testutil.Buffer
@@ -103,7 +105,7 @@ func TestRootAsync(t *testing.T) {
 	if v, _ := got[999].Get("TIME"); v == "" {
 		t.Errorf("entry without TIME: %v", got[999].Entry)
 	}
-	if st, _ := h.JournalStats(); st.Datagrams >= 500 {
+	if st, _ := h.JournalStats(); st.Datagrams != 1000 {
 		t.Errorf("1000 records in %d datagrams", st.Datagrams)
 	}
 

@@ -375,6 +375,8 @@ func runChild(mode string) int {
 		})
 		logStdoutRecords(logger)
 		return 0
+	case diffChildMode:
+		return runDifferentialChild()
 	}
 	fmt.Fprintf(os.Stderr, "%s=%q: no such mode\n", childEnv, mode)
 	return 2

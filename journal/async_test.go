@@ -1,3 +1,5 @@
+//go:build linux
+
 package journal
 
 import (
@@ -38,7 +40,7 @@ func seqOf(t *testing.T, e journaltest.Entry) (g, seq int) {
 // Many goroutines, Block: every entry arrives once, each goroutine's in
 // the order its Sends returned, several to a datagram.
 func TestAsyncOrderAndCompleteness(t *testing.T) {
-	srv := journaltest.NewServer(t)
+	srv := journaltest.NewServer(t, journaltest.Version(252))
 	w := newAsyncWriter(t, srv.Path(), 10*time.Second, AsyncOptions{})
 	const goroutines, per = 8, 5000
 	var wg sync.WaitGroup
@@ -88,7 +90,7 @@ func TestAsyncOrderAndCompleteness(t *testing.T) {
 // A stalled journald, Block: Sends wait at most SendTimeout; once it
 // reads again, nothing queued is lost.
 func TestAsyncBlockStall(t *testing.T) {
-	srv := journaltest.NewServer(t)
+	srv := journaltest.NewServer(t, journaltest.Version(252))
 	const timeout = 300 * time.Millisecond
 	w := newAsyncWriter(t, srv.Path(), timeout, AsyncOptions{QueueBytes: 64 << 10})
 	srv.Pause()
@@ -133,7 +135,7 @@ func TestAsyncBlockStall(t *testing.T) {
 // DropNewest: a full queue drops at once; everything not counted as
 // dropped arrives, and an entry of the Writer's own reports the count.
 func TestAsyncDropNewestReports(t *testing.T) {
-	srv := journaltest.NewServer(t)
+	srv := journaltest.NewServer(t, journaltest.Version(252))
 	w := newAsyncWriter(t, srv.Path(), 5*time.Second, AsyncOptions{QueueBytes: 32 << 10, OnFull: DropNewest})
 	srv.Pause()
 	// Entries of 1 KiB, until 1,000 were dropped: journald's socket queue
@@ -205,7 +207,7 @@ func countReports(t *testing.T, got []journaltest.Received) (reported, records, 
 
 // Entries at SyncPriority or above wait for delivery; others do not.
 func TestAsyncSyncPriority(t *testing.T) {
-	srv := journaltest.NewServer(t)
+	srv := journaltest.NewServer(t, journaltest.Version(252))
 	const timeout = 200 * time.Millisecond
 	w := newAsyncWriter(t, srv.Path(), timeout, AsyncOptions{})
 	srv.Pause()
@@ -247,7 +249,7 @@ func TestAsyncSyncPriority(t *testing.T) {
 // A 16 MiB entry among small ones goes alone, by memfd; its neighbours
 // keep their order.
 func TestAsyncLargeEntryInBatch(t *testing.T) {
-	srv := journaltest.NewServer(t)
+	srv := journaltest.NewServer(t, journaltest.Version(252))
 	w := newAsyncWriter(t, srv.Path(), 10*time.Second, AsyncOptions{QueueBytes: 64 << 20})
 	big := bytes.Repeat([]byte("x"), 16<<20)
 	for i := 0; i < 200; i++ {
@@ -281,7 +283,7 @@ func TestAsyncLargeEntryInBatch(t *testing.T) {
 // A journald that goes away: what could not be delivered is counted,
 // given to OnUndelivered whole, and reported once a journald is back.
 func TestAsyncJournaldGone(t *testing.T) {
-	srv := journaltest.NewServer(t)
+	srv := journaltest.NewServer(t, journaltest.Version(252))
 	var mu sync.Mutex
 	var undelivered []string
 	w := newAsyncWriter(t, srv.Path(), 2*time.Second, AsyncOptions{
@@ -312,7 +314,7 @@ func TestAsyncJournaldGone(t *testing.T) {
 	if st := w.Stats(); st.Errors.Total() != 5 || st.Entries != 0 {
 		t.Errorf("Stats = %+v, want 5 errors", st)
 	}
-	srv2 := journaltest.NewServerAt(t, srv.Path())
+	srv2 := journaltest.NewServerAt(t, srv.Path(), journaltest.Version(252))
 	if err := w.Send("back", PriInfo); err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +334,7 @@ func TestAsyncJournaldGone(t *testing.T) {
 
 // Close sends what is queued; Sends after it fail with ErrClosed.
 func TestAsyncCloseFlushes(t *testing.T) {
-	srv := journaltest.NewServer(t)
+	srv := journaltest.NewServer(t, journaltest.Version(252))
 	w := newAsyncWriter(t, srv.Path(), time.Second, AsyncOptions{Linger: time.Hour})
 	for i := 0; i < 10; i++ {
 		if err := w.Send("queued", PriInfo); err != nil {

@@ -4,19 +4,22 @@ import (
 	"bytes"
 	"encoding/binary"
 	"strings"
+
+	"github.com/newstyle-go/newstyle/internal/journald"
 )
 
-// journald's limits (journal-importer.h). An entry beyond them is dropped
-// by journald without a word to the sender, so Send checks them first.
+// journald's limits (internal/journald, from journal-importer.h). An entry
+// beyond them is dropped by journald without a word to the sender, so Send
+// checks them first.
 const (
-	maxDataSize   = 768 << 20 // one field, name=value
-	maxEntrySize  = 770 << 20 // all fields with their separators
-	maxFieldCount = 1024
+	maxDataSize   = journald.DataSizeMax  // one field, name=value
+	maxEntrySize  = journald.EntrySizeMax // all fields with their separators
+	maxFieldCount = journald.EntryFieldCountMax
 
 	// journald 257 and later take at most this much from a sender that is
 	// not root, unless it is systemd-coredump. An older journald takes
 	// more, but the sender cannot know which it talks to.
-	maxUnprivilegedEntrySize = 32 << 20
+	maxUnprivilegedEntrySize = journald.UnprivilegedFileSizeMax
 )
 
 // entrySizeLimit is the largest entry journald takes from a process with
@@ -30,7 +33,7 @@ func entrySizeLimit(euid int) int {
 
 // transportFieldLen is what journald adds to every native entry
 // ("_TRANSPORT=journal") before it checks maxEntrySize.
-const transportFieldLen = len("_TRANSPORT=journal")
+const transportFieldLen = len(journald.TransportField)
 
 // checkEntry validates everything about an entry before any of it is
 // encoded, so that an invalid entry is refused whole. It returns an upper

@@ -1,3 +1,5 @@
+//go:build linux
+
 package journal
 
 import (
@@ -25,7 +27,7 @@ const closeSlack = closeGrace + 250*time.Millisecond
 // panic is counted, the entries are counted as undelivered, and the first
 // panic alone is reported in the journal once it takes entries again.
 func TestAsyncCallbackPanicRecovered(t *testing.T) {
-	srv := journaltest.NewServer(t)
+	srv := journaltest.NewServer(t, journaltest.Version(252))
 	var calls atomic.Int64
 	w := newAsyncWriter(t, srv.Path(), 2*time.Second, AsyncOptions{
 		Linger: time.Hour,
@@ -44,7 +46,7 @@ func TestAsyncCallbackPanicRecovered(t *testing.T) {
 	assert.EqualValues(t, 5, st.CallbackPanics)
 	assert.EqualValues(t, 5, st.Errors.NotListening+st.Errors.NoSocket)
 
-	srv2 := journaltest.NewServerAt(t, srv.Path())
+	srv2 := journaltest.NewServerAt(t, srv.Path(), journaltest.Version(252))
 	require.NoError(t, w.Send("back", PriInfo))
 	require.NoError(t, w.Flush(context.Background()))
 	var panics []journaltest.Received
@@ -71,7 +73,7 @@ func TestAsyncCallbackPanicRecovered(t *testing.T) {
 // does: here it blocks until the test ends. What was not handed over by
 // then is counted and left, and no callback starts after the deadline.
 func TestAsyncCloseBoundedBlockingCallback(t *testing.T) {
-	srv := journaltest.NewServer(t)
+	srv := journaltest.NewServer(t, journaltest.Version(252))
 	release := make(chan struct{})
 	defer close(release)
 	var calls atomic.Int64
@@ -103,7 +105,7 @@ func TestAsyncCloseBoundedBlockingCallback(t *testing.T) {
 // A stalled journald: Close gives up at its deadline, without handing
 // the entries to OnUndelivered; they are counted as timed out.
 func TestAsyncCloseBoundedStalledJournald(t *testing.T) {
-	srv := journaltest.NewServer(t)
+	srv := journaltest.NewServer(t, journaltest.Version(252))
 	var calls atomic.Int64
 	const timeout = 300 * time.Millisecond
 	w, err := NewWriter(&WriterOptions{SocketPath: srv.Path(), SendTimeout: timeout, Async: &AsyncOptions{
@@ -134,7 +136,7 @@ func TestAsyncCloseBoundedStalledJournald(t *testing.T) {
 // stalled journald; that Send ends within its own bound, and the socket
 // is given back after it.
 func TestSyncCloseDoesNotWait(t *testing.T) {
-	srv := journaltest.NewServer(t)
+	srv := journaltest.NewServer(t, journaltest.Version(252))
 	const timeout = 500 * time.Millisecond
 	w, err := NewWriter(&WriterOptions{SocketPath: srv.Path(), SendTimeout: timeout})
 	require.NoError(t, err)
@@ -169,7 +171,7 @@ func TestSyncCloseDoesNotWait(t *testing.T) {
 // passed as a memfd, and Probe.
 func TestAbstractSocketPath(t *testing.T) {
 	name := fmt.Sprintf("@newstyle-test-%d-%s", os.Getpid(), t.Name())
-	srv := journaltest.NewServerAt(t, name)
+	srv := journaltest.NewServerAt(t, name, journaltest.Version(252))
 	w := newTestWriter(t, name, WriterOptions{})
 	require.NoError(t, w.Probe())
 	require.NoError(t, w.Send("small", PriInfo, StringField("KIND", "small")))

@@ -4,18 +4,23 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
+
+	"github.com/newstyle-go/newstyle/internal/journald"
 )
 
 // Limits journald enforces on native-protocol input (journal-importer.h).
 const (
-	DataSizeMax        = 768 << 20 // DATA_SIZE_MAX: bytes per field
-	EntrySizeMax       = 770 << 20 // ENTRY_SIZE_MAX: bytes per entry
-	EntryFieldCountMax = 1024      // ENTRY_FIELD_COUNT_MAX: fields per entry
+	// DataSizeMax is the most bytes of one field, NAME=value.
+	DataSizeMax = journald.DataSizeMax
+	// EntrySizeMax is the most bytes of one entry, with journald's own
+	// _TRANSPORT=journal field and a separator per field.
+	EntrySizeMax = journald.EntrySizeMax
+	// EntryFieldCountMax is journald's ENTRY_FIELD_COUNT_MAX. journald
+	// checks it before it adds each field, so it stores an entry of
+	// EntryFieldCountMax+1 fields (1025) and drops one with more.
+	EntryFieldCountMax = journald.EntryFieldCountMax
 )
-
-// transportField is appended by journald to every native entry; it counts
-// towards EntrySizeMax, so an entry that fits without it may still be dropped.
-const transportField = "_TRANSPORT=journal"
 
 // Field is one NAME=value pair of an entry. Value may hold any bytes.
 type Field struct {
@@ -23,8 +28,20 @@ type Field struct {
 	Value []byte
 }
 
-// Entry is one journal entry as sent by a client. Field order is kept and names
-// may repeat, as in the protocol.
+// Entry is one journal entry: its fields as the client sent them.
+//
+// Fields are in the order the client sent them, the order on the wire:
+// a fact about the client, for a test of an encoder. journald does not
+// keep it. It stores an entry's fields in an order of its own (by where
+// each value sits in the journal file, a value the file already holds
+// first), so whoever reads the journal may see a repeated field's values
+// in another order than they were sent: ORD=b stored once, then an entry
+// with ORD=a and ORD=b, reads back as b, a. The accessors Get, All and
+// Count therefore promise no order among a field's values.
+//
+// journald also stores an identical NAME=value pair only once per entry:
+// the entries a Server returns hold each such pair once (the first one
+// sent), while Parse, which shows the wire, keeps every pair.
 type Entry struct {
 	Fields []Field
 }
@@ -42,7 +59,10 @@ func NewEntry(nameValues ...string) Entry {
 	return e
 }
 
-// Get returns the first value of the field called name.
+// Get returns the value of the field called name, and whether the entry
+// has one. For a field with several values it returns the first the client
+// sent, which is not necessarily the first a reader of the journal sees:
+// use All to check a repeated field.
 func (e Entry) Get(name string) (string, bool) {
 	for _, f := range e.Fields {
 		if f.Name == name {
@@ -52,7 +72,10 @@ func (e Entry) Get(name string) (string, bool) {
 	return "", false
 }
 
-// All returns every value of the field called name, in order.
+// All returns the values of the field called name, each once, sorted
+// bytewise: a set, as journald keeps it (neither the order in which the
+// values were sent nor an identical value twice). It returns nil when the
+// entry has no such field.
 func (e Entry) All(name string) []string {
 	var vs []string
 	for _, f := range e.Fields {
@@ -60,18 +83,26 @@ func (e Entry) All(name string) []string {
 			vs = append(vs, string(f.Value))
 		}
 	}
-	return vs
+	slices.Sort(vs)
+	return slices.Compact(vs)
 }
 
-// Count reports how many fields are called name.
+// Count reports how many different values the field called name has: what
+// a reader of the journal finds (journald stores an identical pair once).
 func (e Entry) Count(name string) int {
-	n := 0
-	for _, f := range e.Fields {
-		if f.Name == name {
-			n++
+	return len(e.All(name))
+}
+
+// collapse returns the entry as journald stores it: every identical
+// NAME=value pair once, the first one sent kept in its place.
+func (e Entry) collapse() Entry {
+	out := Entry{Fields: make([]Field, 0, len(e.Fields))}
+	for i, f := range e.Fields {
+		if !slices.ContainsFunc(e.Fields[:i], func(g Field) bool { return g.Name == f.Name && bytes.Equal(g.Value, f.Value) }) {
+			out.Fields = append(out.Fields, f)
 		}
 	}
-	return n
+	return out
 }
 
 // ValidName reports whether journald accepts name from a client, following
@@ -79,6 +110,10 @@ func (e Entry) Count(name string) int {
 // A–Z, 0–9 and '_', not starting with a digit, and not starting with '_'
 // (underscore fields are trusted ones that only journald itself may set).
 func ValidName(name string) bool {
+	return validName(name)
+}
+
+func validName[S ~string | ~[]byte](name S) bool {
 	if len(name) == 0 || len(name) > 64 || name[0] == '_' || (name[0] >= '0' && name[0] <= '9') {
 		return false
 	}
@@ -91,8 +126,9 @@ func ValidName(name string) bool {
 	return true
 }
 
-// ParseError is returned by Parse. Offset is the byte offset into the input of
-// the line (or entry) journald would have mishandled.
+// ParseError is a place in a datagram (or a passed file) where journald
+// does something other than store what the client sent: Offset is the
+// byte offset of the line or entry, Reason says what journald does there.
 type ParseError struct {
 	Offset int
 	Reason string
@@ -102,10 +138,6 @@ func (e *ParseError) Error() string {
 	return fmt.Sprintf("journaltest: offset %d: %s", e.Offset, e.Reason)
 }
 
-func errAt(off int, format string, args ...any) *ParseError {
-	return &ParseError{Offset: off, Reason: fmt.Sprintf(format, args...)}
-}
-
 // limits lets tests exercise the size checks without allocating 770 MiB.
 type limits struct {
 	data, entry, fields int
@@ -113,119 +145,241 @@ type limits struct {
 
 var journaldLimits = limits{data: DataSizeMax, entry: EntrySizeMax, fields: EntryFieldCountMax}
 
-// Parse splits one datagram (or the contents of a passed file) into entries the
-// way journald's manager_process_native_message does.
+// Parse splits one datagram (or the contents of a passed file) into the
+// entries a client sent in it, by the rules of journald's
+// manager_process_native_message in version 252 (253 and later also stop
+// after an entry with a MESSAGE field: see Version).
 //
-// Parse is strict: where journald would silently drop, ignore or mis-read input
-// (invalid name, trailing bytes with no newline, truncated binary value, binary
-// value not followed by '\n', '.'/'#' lines, over-limit sizes, empty entry or
-// empty input), Parse returns a *ParseError naming the offset, together with the
-// entries completed before the offending one. A trailing entry not followed by
-// an empty line is still an entry: journald dispatches it at end of datagram.
+// Parse is strict: at the first place where journald would skip, drop or
+// mis-read input (an invalid field name, a '.' or '#' line, bytes after
+// the last newline, a binary value whose length does not fit, more than
+// 1025 fields, an entry over the size limits, an empty entry, an empty
+// datagram) it returns a *ParseError that says what journald does there,
+// with the entries sent before the entry it is in. A trailing entry not
+// followed by an empty line is still an entry: journald stores it at the
+// end of the datagram.
 //
+// Parse shows the wire: every field in the order sent, an identical pair
+// as often as it was sent. A Server stores entries as journald does.
 // Field values are copies; they do not alias data.
 func Parse(data []byte) ([]Entry, error) {
-	return parse(data, journaldLimits)
-}
-
-func parse(data []byte, lim limits) ([]Entry, error) {
-	if len(data) == 0 {
-		return nil, errAt(0, "empty input (journald ignores it)")
-	}
+	res := scan(data, journaldLimits, OldestVersion)
 	var entries []Entry
-	for off := 0; off < len(data); {
-		e, next, err := parseEntry(data, off, lim)
-		if err != nil {
-			return entries, err
+	for _, e := range res.entries {
+		if !e.clean || !e.stored {
+			break
 		}
-		entries = append(entries, e)
-		off = next
+		entries = append(entries, e.Entry)
+	}
+	if len(res.problems) > 0 {
+		return entries, res.problems[0]
 	}
 	return entries, nil
 }
 
-// parseEntry parses the entry starting at data[start:] and returns it with the
-// offset just past its separator (or the end of data).
-func parseEntry(data []byte, start int, lim limits) (Entry, int, error) {
-	var e Entry
-	size := 0 // journald's entry_size: sum of len("NAME=value") over fields
-	off := start
-	for off < len(data) {
-		nl := bytes.IndexByte(data[off:], '\n')
-		if nl < 0 {
-			return e, off, errAt(off, "%d trailing bytes without newline (journald ignores them)", len(data)-off)
+// scanned is one entry as journald reads it: the valid fields read before
+// it stopped, in the order sent, identical pairs and all.
+type scanned struct {
+	Entry
+	stored bool // journald stores it (what Fields holds, pairs collapsed)
+	clean  bool // journald read it whole, as the client meant it
+}
+
+// scanResult is what journald makes of one datagram.
+type scanResult struct {
+	entries  []scanned
+	problems []*ParseError // in the order journald meets them
+}
+
+// scanner follows manager_process_entry (src/journal/journald-native.c),
+// one call of it per entry, including its way of going on after it stops
+// early: it stores the fields read so far and is called again at the same
+// place, where it stops for good.
+type scanner struct {
+	data []byte
+	lim  limits
+	res  scanResult
+}
+
+// stopsAfterMessage reports whether journald of version v reads nothing
+// more of a datagram after it stored an entry with a MESSAGE field. Since
+// 253, manager_process_entry asks client_context_check_keep_log whether a
+// unit's LogFilterPatterns= keep the message, and returns its answer,
+// "keep" (1), as its own result, which ends the datagram's loop (0 goes
+// on); entries without MESSAGE go on as before. Seen with 257.13.
+func stopsAfterMessage(v int) bool { return v >= 253 }
+
+// scan reads data as journald of version v reads a datagram.
+func scan(data []byte, lim limits, v int) scanResult {
+	sc := &scanner{data: data, lim: lim}
+	if len(data) == 0 {
+		sc.problem(0, "empty datagram: journald ignores it")
+		return sc.res
+	}
+	for pos := 0; ; {
+		next, stop := sc.entry(pos)
+		if stop {
+			return sc.res
 		}
-		line := data[off : off+nl]
-		if nl == 0 { // empty line: entry separator
-			off++
+		if last := sc.res.entries[len(sc.res.entries)-1]; stopsAfterMessage(v) && last.hasMessage() {
+			// What journald 252 would have stored of the rest is lost.
+			if lost := storedCount(scan(data[next:], lim, OldestVersion)); lost > 0 {
+				sc.problem(next, "journald %d reads nothing more of a datagram after an entry with a MESSAGE field (253 and later: its LogFilterPatterns= check ends the loop): %s after it lost", v, entries(lost))
+			}
+			return sc.res
+		}
+		pos = next
+	}
+}
+
+// hasMessage reports whether journald saw a MESSAGE field in the entry.
+func (e scanned) hasMessage() bool {
+	return slices.ContainsFunc(e.Fields, func(f Field) bool { return f.Name == "MESSAGE" })
+}
+
+// entries says how many entries: "1 entry", "2 entries".
+func entries(n int) string {
+	if n == 1 {
+		return "1 entry"
+	}
+	return fmt.Sprintf("%d entries", n)
+}
+
+func storedCount(res scanResult) int {
+	n := 0
+	for _, e := range res.entries {
+		if e.stored {
+			n++
+		}
+	}
+	return n
+}
+
+// problem records what journald does at off; the call after an early stop
+// meets the same place again, which is recorded once.
+func (sc *scanner) problem(off int, format string, args ...any) {
+	pe := &ParseError{Offset: off, Reason: fmt.Sprintf(format, args...)}
+	if n := len(sc.res.problems); n > 0 && *sc.res.problems[n-1] == *pe {
+		return
+	}
+	sc.res.problems = append(sc.res.problems, pe)
+}
+
+// Consequences, as journald's log_debug lines and control flow have them.
+const (
+	dropsEntry = "journald drops the whole entry and reads nothing more of the datagram"
+	stopsHere  = "journald stores the fields before it and reads nothing more of the datagram"
+	skipsLine  = "journald skips this line and keeps the rest of the entry"
+)
+
+// entry reads the entry at pos. It returns where the next call starts,
+// and whether journald reads nothing more of the datagram.
+func (sc *scanner) entry(pos int) (next int, stop bool) {
+	data, lim := sc.data, sc.lim
+	e := scanned{clean: true}
+	problems := len(sc.res.problems)
+	size := 0 // journald's entry_size: the fields' NAME=value bytes
+	p := pos
+	separator := false
+	drop := func(format string, args ...any) (int, bool) {
+		sc.problem(p, format, args...)
+		sc.res.entries = append(sc.res.entries, scanned{Entry: e.Entry})
+		return p, true
+	}
+loop:
+	for p < len(data) {
+		nl := bytes.IndexByte(data[p:], '\n')
+		if nl < 0 {
+			sc.problem(p, "%d bytes after the last newline: journald stores the fields before them and reads nothing more of the datagram", len(data)-p)
 			break
 		}
-		if line[0] == '.' || line[0] == '#' {
-			return e, off, errAt(off, "line starting with %q (journald ignores control and comment lines)", line[0])
+		line := data[p : p+nl]
+		switch {
+		case nl == 0:
+			p++
+			separator = true
+			break loop
+		case line[0] == '.' || line[0] == '#':
+			sc.problem(p, "line starting with %q (a control line or comment): %s", line[0], skipsLine)
+			p += nl + 1
+			continue
+		case len(e.Fields) > lim.fields:
+			return drop("a field after %d fields: %s", len(e.Fields), dropsEntry)
 		}
-		// journald checks this before adding a field and so accepts one extra;
-		// we hold clients to the documented maximum.
-		if len(e.Fields) >= lim.fields {
-			return e, off, errAt(off, "more than %d fields in entry (journald drops the entry)", lim.fields)
-		}
-
-		var f Field
-		var fieldLen, next int
 		if eq := bytes.IndexByte(line, '='); eq >= 0 {
-			if !ValidName(string(line[:eq])) {
-				return e, off, errAt(off, "invalid field name %q (journald skips the field)", line[:eq])
+			if validName(line[:eq]) {
+				if len(line) > lim.data {
+					return drop("field %s of %d bytes exceeds %d: %s", line[:eq], len(line), lim.data, dropsEntry)
+				}
+				if size+len(line)+len(e.Fields)+1 > lim.entry {
+					return drop("entry exceeds %d bytes at field %s: %s", lim.entry, line[:eq], dropsEntry)
+				}
+				e.Fields = append(e.Fields, Field{Name: string(line[:eq]), Value: bytes.Clone(line[eq+1:])})
+				size += len(line)
+			} else {
+				sc.problem(p, "invalid field name %q: %s", line[:eq], skipsLine)
 			}
-			// journald compares the whole "NAME=value" line against DATA_SIZE_MAX.
-			if len(line) > lim.data {
-				return e, off, errAt(off, "text field of %d bytes exceeds %d (journald drops the entry)", len(line), lim.data)
-			}
-			f = Field{Name: string(line[:eq]), Value: append([]byte{}, line[eq+1:]...)}
-			fieldLen, next = len(line), off+nl+1
+			p += nl + 1
+			continue
+		}
+		// The binary form: NAME\n, a little-endian uint64 length, the value, \n.
+		rest := len(data) - p
+		if rest < nl+1+8+1 {
+			sc.problem(p, "binary field %q: the datagram ends before its length and value: %s", line, stopsHere)
+			break
+		}
+		l := binary.LittleEndian.Uint64(data[p+nl+1:])
+		if l > uint64(lim.data) {
+			return drop("binary field %q: length %d exceeds %d: %s", line, l, lim.data, dropsEntry)
+		}
+		// journald checks the entry's size before it checks that the
+		// value is there.
+		total := nl + 1 + int(l)
+		if size+total+len(e.Fields)+1 > lim.entry {
+			return drop("entry exceeds %d bytes at binary field %q: %s", lim.entry, line, dropsEntry)
+		}
+		end := p + nl + 1 + 8 + int(l)
+		if rest < nl+1+8+int(l)+1 {
+			sc.problem(p, "binary field %q: its value of %d bytes runs past the end of the datagram: %s", line, l, stopsHere)
+			break
+		}
+		if data[end] != '\n' {
+			sc.problem(p, "binary field %q: its value of %d bytes is not followed by a newline: %s", line, l, stopsHere)
+			break
+		}
+		if validName(line) {
+			e.Fields = append(e.Fields, Field{Name: string(line), Value: bytes.Clone(data[p+nl+1+8 : end])})
+			size += total
 		} else {
-			// Binary form: NAME\n, little-endian uint64 length, value, \n.
-			if !ValidName(string(line)) {
-				return e, off, errAt(off, "invalid field name %q (journald skips the field)", line)
-			}
-			lenAt := off + nl + 1
-			if len(data)-lenAt < 8+1 {
-				return e, off, errAt(off, "binary field %s: truncated length (journald stops parsing)", line)
-			}
-			l := binary.LittleEndian.Uint64(data[lenAt:])
-			if l > uint64(lim.data) {
-				return e, off, errAt(off, "binary field %s: length %d exceeds %d (journald drops the entry)", line, l, lim.data)
-			}
-			// Same order as journald: the size check comes before the truncation check.
-			total := uint64(len(line)) + 1 + l
-			if uint64(size)+total+uint64(len(e.Fields))+1 > uint64(lim.entry) {
-				return e, off, errAt(off, "entry exceeds %d bytes (journald drops it)", lim.entry)
-			}
-			valAt := lenAt + 8
-			if uint64(len(data)-valAt) < l+1 {
-				return e, off, errAt(off, "binary field %s: value of %d bytes truncated (journald stops parsing)", line, l)
-			}
-			end := valAt + int(l)
-			if data[end] != '\n' {
-				return e, off, errAt(end, "binary field %s: value not followed by newline (journald stops parsing)", line)
-			}
-			f = Field{Name: string(line), Value: append([]byte{}, data[valAt:end]...)}
-			fieldLen, next = int(total), end+1
+			sc.problem(p, "invalid field name %q (binary form): journald skips this field and keeps the rest of the entry", line)
 		}
-		if size+fieldLen+len(e.Fields)+1 > lim.entry {
-			return e, off, errAt(off, "entry exceeds %d bytes (journald drops it)", lim.entry)
-		}
-		e.Fields = append(e.Fields, f)
-		size += fieldLen
-		off = next
+		p = end + 1
 	}
+	e.clean = len(sc.res.problems) == problems
 	if len(e.Fields) == 0 {
-		// journald stops processing the whole datagram at an empty entry.
-		return e, off, errAt(start, "empty entry (journald stops processing the datagram)")
+		// journald stores nothing and reads nothing more of the datagram.
+		switch rest := len(data) - p; {
+		case !e.clean && rest > 0 && separator:
+			sc.problem(pos, "an entry with no valid field: journald stores nothing of it and reads nothing more of the datagram (%d bytes follow)", rest)
+		case e.clean && separator && (rest > 0 || pos == 0):
+			sc.problem(pos, "an empty line where an entry should start: journald reads nothing more of the datagram (%d bytes follow)", rest)
+		}
+		if !e.clean || separator {
+			e.clean = false
+			sc.res.entries = append(sc.res.entries, e)
+		}
+		return p, true
 	}
-	// Final check as journald does it, after it appends _TRANSPORT=journal.
-	if size+len(transportField)+len(e.Fields)+2 > lim.entry {
-		return e, off, errAt(start, "entry with %s exceeds %d bytes (journald drops it)", transportField, lim.entry)
+	// journald adds _TRANSPORT=journal and checks the size once more.
+	if size+len(journald.TransportField)+len(e.Fields)+2 > lim.entry {
+		sc.problem(pos, "entry of %d bytes, with the %s journald adds, exceeds %d: %s", size, journald.TransportField, lim.entry, dropsEntry)
+		e.clean = false
+		sc.res.entries = append(sc.res.entries, e)
+		return p, true
 	}
-	return e, off, nil
+	e.stored = true
+	sc.res.entries = append(sc.res.entries, e)
+	return p, false
 }
 
 // Encode is a deliberately simple reference encoder used by tests to build

@@ -3,7 +3,7 @@ module github.com/newstyle-go/newstyle/otel
 go 1.24.0
 
 require (
-	github.com/newstyle-go/newstyle v0.0.0-00010101000000-000000000000
+	github.com/newstyle-go/newstyle v0.1.0
 	go.opentelemetry.io/otel/trace v1.41.0
 )
 
@@ -13,5 +13,3 @@ require (
 	go.opentelemetry.io/otel v1.41.0 // indirect
 	golang.org/x/sys v0.41.0 // indirect
 )
-
-replace github.com/newstyle-go/newstyle => ../

@@ -1,3 +1,5 @@
+//go:build !freebsd
+
 package service
 
 import (
@@ -18,22 +20,6 @@ import (
 	"github.com/newstyle-go/newstyle/journal"
 )
 
-// EnvBusName is the environment variable that gives the program the D-Bus
-// name to serve org.freedesktop.LogControl1 under, the unit's BusName=:
-//
-//	[Service]
-//	BusName=org.example.Shop1
-//	Environment=NEWSTYLE_BUS_NAME=org.example.Shop1
-//
-// When set, it overrides Options.BusName.
-const EnvBusName = "NEWSTYLE_BUS_NAME"
-
-// EnvDebugInvocation is the environment variable with which systemd asks
-// for debug logging: it sets DEBUG_INVOCATION=1 when it restarts a failed
-// unit with RestartMode=debug (systemd 257+), and an operator may set it
-// in a drop-in. Run then starts the logger at slog.LevelDebug.
-const EnvDebugInvocation = "DEBUG_INVOCATION"
-
 // The D-Bus names of the interface and of the errors it answers with, as
 // systemd's own services (src/shared/bus-log-control-api.c and sd-bus)
 // answer.
@@ -50,11 +36,6 @@ const (
 	errPropertyReadOnly = "org.freedesktop.DBus.Error.PropertyReadOnly"
 	errFailed           = "org.freedesktop.DBus.Error.Failed"
 )
-
-// busTimeout bounds each exchange with the bus daemon: connecting and
-// taking the name at start, asking who a caller is. A bus that does not
-// answer in time is treated as no bus. A variable for the tests.
-var busTimeout = 5 * time.Second
 
 // privilegedUID is the one user allowed to set the properties: root, as
 // for systemd's own services. The tests, not run as root, change it.
@@ -118,26 +99,6 @@ type logControl struct {
 	// auto: the target is chosen automatically (at start, or since a Set
 	// of auto), and LogTarget reads "auto", as systemd's services read.
 	auto bool
-}
-
-// busName returns the name to serve LogControl1 under: the environment's,
-// else the option's.
-func busName(opts Options) string {
-	if name := os.Getenv(EnvBusName); name != "" {
-		return name
-	}
-	return opts.BusName
-}
-
-// debugInvocation reports whether DEBUG_INVOCATION asks for debug
-// logging: a boolean as systemd parses one (1, yes, y, true, t, on, in
-// any case).
-func debugInvocation() bool {
-	switch strings.ToLower(os.Getenv(EnvDebugInvocation)) {
-	case "1", "yes", "y", "true", "t", "on":
-		return true
-	}
-	return false
 }
 
 // startLogControl serves LogControl1, when there is a bus name, beside

@@ -1,3 +1,5 @@
+//go:build unix
+
 package stdoutfallback
 
 import (
@@ -48,7 +50,14 @@ func stalledOutputs(t *testing.T) map[string]func() (io.Writer, io.Reader, func(
 		},
 		"blocking pipe": func() (io.Writer, io.Reader, func()) {
 			var p [2]int
-			if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+			syscall.ForkLock.RLock()
+			err := syscall.Pipe(p[:])
+			if err == nil {
+				syscall.CloseOnExec(p[0])
+				syscall.CloseOnExec(p[1])
+			}
+			syscall.ForkLock.RUnlock()
+			if err != nil {
 				t.Fatal(err)
 			}
 			r, w := os.NewFile(uintptr(p[0]), "r"), os.NewFile(uintptr(p[1]), "w")

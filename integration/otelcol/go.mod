@@ -3,7 +3,7 @@ module github.com/newstyle-go/newstyle/integration/otelcol
 go 1.26.0
 
 require (
-	github.com/newstyle-go/newstyle v0.0.0-00010101000000-000000000000
+	github.com/newstyle-go/newstyle v0.1.0
 	github.com/newstyle-go/newstyle/otel v0.0.0-00010101000000-000000000000
 	github.com/open-telemetry/opentelemetry-collector-contrib/exporter/fileexporter v0.160.0
 	github.com/open-telemetry/opentelemetry-collector-contrib/processor/transformprocessor v0.160.0
