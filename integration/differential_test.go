@@ -396,17 +396,6 @@ func describe(entries []storedEntry) string {
 	return b.String()
 }
 
-// journaldVersion reads the version of the namespace's systemd from
-// journalctl --version.
-func journaldVersion(t *testing.T) (int, string) {
-	out, err := exec.Command("journalctl", "--version").Output()
-	require.NoError(t, err, "journalctl --version")
-	line, _, _ := strings.Cut(string(out), "\n")
-	v, err := journaltest.ParseVersion(line)
-	require.NoError(t, err)
-	return v, line
-}
-
 // waitMark waits until srv has stored the mark of its case, the last
 // datagram sent to it.
 func waitMark(t *testing.T, srv *journaltest.Server) []journaltest.Received {
@@ -445,7 +434,7 @@ func runAsNobody(t *testing.T, dir, ident string) {
 }
 
 func TestJournaldDifferential(t *testing.T) {
-	version, versionLine := journaldVersion(t)
+	version, versionLine := journaldVersion, journaldVersionLine
 	t.Logf("against the journald of %s: journaltest models %d", versionLine, version)
 	ident := uniqueIdent(t)
 	cases := diffCases()
@@ -533,18 +522,12 @@ func TestJournaldDifferential(t *testing.T) {
 			}
 			serr := strict[i].Err()
 			same := reflect.DeepEqual(got, want)
-			knownGap := c.lossySince != 0 && version >= c.lossySince
-			if knownGap {
-				// The strict rules leave journald 253+'s stop after an
-				// entry with MESSAGE out: they store more, and say nothing.
-				assert.False(t, same, "the strict rules store what journald %d stores: the gap is closed, update the case", version)
-				assert.NoError(t, serr, "the strict rules")
-			} else if !same {
+			if !same {
 				if assert.Error(t, serr, "the strict rules store other entries than journald %d, and do not say why:\njournald:%s\nstrict:%s", version, describe(want), describe(got)) {
 					assert.Contains(t, serr.Error(), "strict rules", "the strict rules' reason")
 				}
 			}
-			if merr != nil && !knownGap {
+			if merr != nil {
 				assert.Error(t, serr, "the strict rules must report what the model of journald %d reports", version)
 			}
 
@@ -553,9 +536,7 @@ func TestJournaldDifferential(t *testing.T) {
 				verdict = "lost some"
 			}
 			strictSays := "same"
-			if knownGap {
-				strictSays = "stores more, by design (journaltest.Version)"
-			} else if !same {
+			if !same {
 				strictSays = "differs, says: " + firstLine(serr)
 			} else if serr != nil {
 				strictSays = "same, says: " + firstLine(serr)

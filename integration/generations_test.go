@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/newstyle-go/newstyle/journaltest"
+
 	"github.com/newstyle-go/newstyle/journal"
 )
 
@@ -43,13 +45,11 @@ func readJournaldVersion() error {
 		return fmt.Errorf("journalctl --version: %w", err)
 	}
 	first, _, _ := strings.Cut(string(out), "\n")
-	major, ok := strings.CutPrefix(first, "systemd ")
-	major, _, _ = strings.Cut(major, " ")
-	n, err := strconv.Atoi(major)
-	if !ok || err != nil {
-		return fmt.Errorf("journalctl --version: cannot read the version from %q", first)
+	n, err := journaltest.ParseVersion(first)
+	if err != nil {
+		return fmt.Errorf("journalctl --version: %w", err)
 	}
-	if want := os.Getenv("NEWSTYLE_SYSTEMD"); want != "" && want != major {
+	if want := os.Getenv("NEWSTYLE_SYSTEMD"); want != "" && want != strconv.Itoa(n) {
 		return fmt.Errorf("NEWSTYLE_SYSTEMD=%s, but journalctl --version says %q", want, first)
 	}
 	journaldVersionLine, journaldVersion = first, n

@@ -3,71 +3,70 @@
 package journal
 
 import (
-	"net"
-	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// congestion is where senders wait while journald's socket queue is full
-// (net.unix.max_dgram_qlen datagrams, 10 by default): journald is busy,
-// or stalled on a slow disk, or stopped.
+// congestion orders the senders of one socket, so that however many
+// goroutines log while journald is busy, stalled on a slow disk, or
+// stopped, the program keeps its usual few OS threads.
 //
-// A waiting sender is a goroutine parked in Go, never an OS thread
-// blocked in sendto: however many goroutines log while journald stalls,
-// the program keeps its usual few threads. Senders queue, oldest first,
-// and one of them at a time, the leader, sends for all: it holds a second
-// socket, connected to journald's, which Go's network poller watches. A
-// connected datagram socket is the only kind the kernel reports writable
-// when the receiver's queue has room again, so the leader sleeps in the
-// poller, not in the kernel, and wakes when journald reads. It then sends
-// every waiting entry it can, oldest first; where journald takes several
-// entries in one datagram (see batchable), all of them in one. When its
-// own entry is sent (or its time is up) it hands the lead to the oldest
-// sender still waiting, and returns: each waiting sender is woken once,
-// to learn its outcome or to lead, and a lone sender is its own leader,
-// with no goroutine between it and the poller.
+// One sender at a time, the leader, sends: a blocking system call, which
+// the kernel ends as soon as journald's socket queue
+// (net.unix.max_dgram_qlen datagrams, 10 by default) has room, or after
+// sliceTimeout (the socket's SO_SNDTIMEO), when the leader looks at its
+// own time and tries again. When journald keeps up, that is the whole
+// cost of a send: one system call, with no goroutine or poller in
+// between. A sender that comes while another leads queues, oldest first,
+// as a goroutine parked on a channel, never as a thread blocked in the
+// kernel: only the leader holds a thread. The leader sends its own entry,
+// then, in order, the entries of those queued behind it meanwhile; where
+// journald takes several entries in one datagram (see batchable), all of
+// them in one. When its own entry is sent (or its time is up) it hands
+// the lead to the oldest sender still queued, and returns: each queued
+// sender is woken once, to learn its outcome or to lead.
 //
 // Each sender waits at most its own timeout, then gives up its place. A
-// sender whose entry the leader has taken for a send at that moment waits
-// for the outcome of that one non-blocking system call (sendmsg) instead.
+// sender whose entry the leader is sending at that moment learns the
+// outcome of that send, at most sliceTimeout later.
 type congestion struct {
-	mu      sync.Mutex
-	queue   []*waiter // oldest first, from head on
-	head    int
-	leading bool          // a sender is the leader
-	conn    *net.UnixConn // the leader's connected socket; nil until needed
-	raw     syscall.RawConn
-	closed  bool
+	leading atomic.Bool // a sender is the leader
+
+	mu     sync.Mutex
+	queue  []*waiter // oldest first, from head on
+	head   int
+	closed bool
 
 	// batch: journald takes several entries in one datagram.
 	batch bool
 
-	// waiting counts the senders queued and not finished, for busy to
-	// read without the lock.
+	// waiting counts the senders queued and not finished, for busy and
+	// release to read without the lock.
 	waiting atomic.Int64
 
-	// The leader's own, set up once so that sending allocates nothing;
-	// only the leader touches them.
-	sendFn func(fd uintptr) bool
-	me     *waiter   // the leader's own entry
-	taken  []*waiter // the entries of the send under way
-	msg    []byte    // the datagram of a batch
-	lost   bool      // the connection's journald is gone
+	// The leader's own; only the leader touches them.
+	taken []*waiter // the entries of the send under way
+	late  []*waiter // those of them whose time ran out meanwhile
+	msg   []byte    // the datagram of a batch
 }
 
-// A waiter is one sender's entry in the queue: a datagram (data) or a
-// passed descriptor (oob). Waiters are pooled, so that a busy journald
-// costs its senders no allocation: one that gave up may still be in the
-// queue, and goes to the garbage collector instead.
+// sliceTimeout is the socket's SO_SNDTIMEO: the longest the leader waits
+// in the kernel before it looks at its own time (and abort) again. A
+// Send may so return up to this much after its SendTimeout.
+const sliceTimeout = 20 * time.Millisecond
+
+// A waiter is one queued sender: a datagram (data) or a passed descriptor
+// (oob). Waiters are pooled, so that a busy journald costs its senders no
+// allocation: one that gave up may still be in the queue, and goes to the
+// garbage collector instead.
 type waiter struct {
 	data, oob []byte
 	state     atomic.Uint32
+	deadline  time.Time     // when its time is up; zero: never
+	expired   atomic.Bool   // its time is up: the leader gives it back finished
 	errno     unix.Errno    // the outcome, once state is finished
 	done      chan struct{} // one value once finished, or promoted to lead
 	timer     *time.Timer
@@ -76,10 +75,9 @@ type waiter struct {
 var waiterPool = sync.Pool{New: func() any { return &waiter{done: make(chan struct{}, 1)} }}
 
 // The states of a waiter. The leader moves it from waiting to sending for
-// one non-blocking send, then to finished, or back to waiting if
-// journald's queue is still full; to hand over the lead, from waiting to
-// promoted. The sender moves it from waiting to abandoned when its time
-// is up.
+// one send, then to finished, or back to waiting if the send's slice of
+// time ran out; to hand over the lead, from waiting to promoted. The
+// sender moves it from waiting to abandoned when its time is up.
 const (
 	waiting uint32 = iota
 	sending
@@ -88,26 +86,54 @@ const (
 	promoted
 )
 
-// pollSlice is the longest the leader sleeps in the poller before it
-// looks at its own time and at abort again, and at a journald that was
-// restarted (its old socket never becomes writable again).
-const pollSlice = 100 * time.Millisecond
-
-// busy reports whether senders are waiting; a new sender then queues
-// behind them rather than take the room journald makes for them.
+// busy reports whether senders are queued.
 func (q *congestion) busy() bool { return q.waiting.Load() != 0 }
 
-// wait queues a datagram and waits until it is sent, or for at most
-// timeout (< 0: without bound), or until abort is closed. It returns the
-// send's errno, or EAGAIN when the time ran out (or abort) first.
+// send sends one datagram, data or the descriptor in oob: itself when no
+// other sender leads (see congestion), else through the leader. It waits
+// at most timeout (< 0: without bound), and returns when abort is closed.
+// It returns the send's errno, or EAGAIN when the time ran out (or
+// abort) first.
+func (q *congestion) send(s *socket, data, oob []byte, timeout time.Duration, abort <-chan struct{}) unix.Errno {
+	if q.leading.CompareAndSwap(false, true) {
+		errno := q.sendOwn(s, data, oob, timeout, abort)
+		q.release()
+		return errno
+	}
+	return q.wait(s, data, oob, timeout, abort)
+}
+
+// sendOwn is the leader's send of its own datagram when nobody is queued:
+// the common case, and the whole of it when journald keeps up.
+func (q *congestion) sendOwn(s *socket, data, oob []byte, timeout time.Duration, abort <-chan struct{}) unix.Errno {
+	var deadline time.Time
+	for {
+		errno := s.sendBlocking(data, oob)
+		if errno != unix.EAGAIN && errno != unix.EINTR {
+			return errno
+		}
+		// The slice ran out (or a signal came): journald is slow.
+		if deadline.IsZero() && timeout >= 0 {
+			deadline = time.Now().Add(timeout - sliceTimeout)
+		}
+		if expired(deadline) || closed(abort) {
+			return unix.EAGAIN
+		}
+	}
+}
+
+// wait queues a datagram behind the leader and waits until it is sent,
+// at most timeout (< 0: without bound), or until abort is closed.
 func (q *congestion) wait(s *socket, data, oob []byte, timeout time.Duration, abort <-chan struct{}) unix.Errno {
 	w := waiterPool.Get().(*waiter)
 	w.data, w.oob = data, oob
+	w.expired.Store(false)
 	w.state.Store(waiting)
 	var deadline time.Time
 	if timeout >= 0 {
 		deadline = time.Now().Add(timeout)
 	}
+	w.deadline = deadline
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -115,51 +141,52 @@ func (q *congestion) wait(s *socket, data, oob []byte, timeout time.Duration, ab
 	}
 	q.queue = append(q.queue, w)
 	q.waiting.Add(1)
-	lead := !q.leading
-	q.leading = true
 	q.mu.Unlock()
-	if lead {
-		return q.lead(s.path, w, deadline, abort)
+	// The leader may have left between the first look and queueing:
+	// then this sender leads, from the oldest queued on.
+	if q.leading.CompareAndSwap(false, true) {
+		return q.lead(s, w, deadline, abort)
 	}
 
-	var expired <-chan time.Time // nil: without bound
+	var expiry <-chan time.Time // nil: without bound
 	if timeout >= 0 {
 		if w.timer == nil {
 			w.timer = time.NewTimer(timeout)
 		} else {
 			w.timer.Reset(timeout)
 		}
-		expired = w.timer.C
+		expiry = w.timer.C
 	}
 	select {
 	case <-w.done:
 		w.stopTimer()
-		return q.woken(s.path, w, deadline, abort)
-	case <-expired:
+		return q.woken(s, w, deadline, abort)
+	case <-expiry:
 	case <-abort:
 		w.stopTimer()
 	}
+	// Its time is up. The leader gives an entry it is sending back
+	// finished with EAGAIN once it sees expired (see giveBack).
+	w.expired.Store(true)
 	for {
 		if w.state.CompareAndSwap(waiting, abandoned) {
 			// Still queued: not for reuse.
 			w.data, w.oob = nil, nil
 			return unix.EAGAIN
 		}
-		switch w.state.Load() {
-		case finished, promoted:
+		if w.state.Load() != waiting {
+			// Being sent, sent, or promoted: one more signal comes.
 			<-w.done
-			return q.woken(s.path, w, deadline, abort)
+			return q.woken(s, w, deadline, abort)
 		}
-		// The leader is in the middle of one non-blocking send of w.
-		runtime.Gosched()
 	}
 }
 
 // woken returns the outcome of a waiter that was signalled: finished, or
 // promoted to lead, which it then does.
-func (q *congestion) woken(path string, w *waiter, deadline time.Time, abort <-chan struct{}) unix.Errno {
+func (q *congestion) woken(s *socket, w *waiter, deadline time.Time, abort <-chan struct{}) unix.Errno {
 	if w.state.CompareAndSwap(promoted, waiting) {
-		return q.lead(path, w, deadline, abort)
+		return q.lead(s, w, deadline, abort)
 	}
 	return w.recycle()
 }
@@ -180,41 +207,32 @@ func (w *waiter) recycle() unix.Errno {
 }
 
 // lead sends for the queue, oldest first, until me, the leader's own
-// entry, is sent or its deadline (zero: none) passes or abort is closed;
-// then it hands the lead over and returns me's outcome.
-func (q *congestion) lead(path string, me *waiter, deadline time.Time, abort <-chan struct{}) unix.Errno {
-	if q.sendFn == nil {
-		q.sendFn = q.send
-	}
-	q.me = me
+// queued entry, is sent or its deadline (zero: none) passes or abort is
+// closed; then it hands the lead over and returns me's outcome.
+func (q *congestion) lead(s *socket, me *waiter, deadline time.Time, abort <-chan struct{}) unix.Errno {
 	for me.state.Load() != finished {
 		if expired(deadline) || closed(abort) {
 			if me.state.CompareAndSwap(waiting, abandoned) {
-				q.handOff()
+				q.release()
 				me.data, me.oob = nil, nil
 				return unix.EAGAIN
 			}
 			continue // finished meanwhile
 		}
-		conn, errno := q.connection(path)
-		if errno != 0 {
-			// Nothing listens: no sender has anything to wait for, as a
-			// send would fail at once.
-			q.failWaiting(errno)
-			continue
+		if q.take() == 0 {
+			continue // the queue ahead of me was senders who gave up
 		}
-		wake := time.Now().Add(pollSlice)
-		if !deadline.IsZero() && deadline.Before(wake) {
-			wake = deadline
-		}
-		_ = conn.SetWriteDeadline(wake)
-		q.lost = false
-		err := q.raw.Write(q.sendFn)
-		if (err != nil && !os.IsTimeout(err)) || q.lost {
-			q.dropConnection(conn)
+		errno := q.sendTaken(s)
+		switch errno {
+		case unix.EAGAIN, unix.EINTR:
+			// The slice ran out, or a signal came: look at the time,
+			// and at those who gave up, before trying again.
+			q.giveBack(0)
+		default:
+			q.finishTaken(errno, me)
 		}
 	}
-	q.handOff()
+	q.release()
 	return me.recycle()
 }
 
@@ -229,48 +247,52 @@ func closed(abort <-chan struct{}) bool {
 	}
 }
 
-// handOff gives the lead to the oldest sender still waiting, or ends it.
-func (q *congestion) handOff() {
-	q.me = nil
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for i := q.head; i < len(q.queue); i++ {
-		if w := q.queue[i]; w.state.CompareAndSwap(waiting, promoted) {
-			w.done <- struct{}{}
+// release ends the lead: it gives it to the oldest sender still queued,
+// or leaves it to the next sender. A sender queueing meanwhile looks at
+// leading after it is counted in waiting, and release at waiting after
+// it cleared leading, so that one of the two always leads.
+func (q *congestion) release() {
+	for {
+		q.leading.Store(false)
+		if q.waiting.Load() == 0 || !q.leading.CompareAndSwap(false, true) {
+			return
+		}
+		if q.promote() {
 			return
 		}
 	}
-	q.leading = false
 }
 
-// send is the leader's part in the network poller: it sends for the
-// waiters, oldest first, and returns false to sleep until journald reads.
-func (q *congestion) send(fd uintptr) bool {
-	for {
-		n := q.take()
-		if n == 0 {
+// promote hands the lead to the oldest queued sender whose time is not
+// up, dropping those that gave up and finishing those whose time is up
+// (with EAGAIN: else each would be woken to lead only to give up, one
+// after the other), and reports whether there was one.
+func (q *congestion) promote() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := time.Now()
+	for q.head < len(q.queue) {
+		w := q.queue[q.head]
+		if !w.deadline.IsZero() && !now.Before(w.deadline) {
+			if w.state.CompareAndSwap(waiting, finished) {
+				w.errno = unix.EAGAIN
+				q.popLocked()
+				w.done <- struct{}{}
+				continue
+			}
+		} else if w.state.CompareAndSwap(waiting, promoted) {
+			w.done <- struct{}{}
 			return true
 		}
-		errno := q.sendTaken(int(fd))
-		switch errno {
-		case unix.EAGAIN:
-			q.giveBack(0)
-			return false // sleep in the poller until journald reads
-		case unix.ECONNREFUSED, unix.ENOTCONN, unix.ECONNRESET, unix.EPIPE:
-			// The journald this socket was connected to is gone; a new
-			// one may listen at the path.
-			q.giveBack(0)
-			q.lost = true
-			return true
+		if w.state.Load() != abandoned {
+			break // cannot be: the queue holds only the waiting and those who gave up
 		}
-		q.finishTaken(errno)
-		if q.me.state.Load() == finished {
-			return true // the leader's own is sent: hand over
-		}
+		q.popLocked()
 	}
+	return false
 }
 
-// take moves the oldest waiting entries to taken, for one send: one
+// take moves the oldest queued entries to taken, for one send: one
 // entry, or where journald takes several a datagram, as many entries
 // without descriptors as fit in maxBatchBytes. It drops the entries of
 // senders that gave up, and returns how many it took.
@@ -281,18 +303,17 @@ func (q *congestion) take() int {
 	defer q.mu.Unlock()
 	for q.head < len(q.queue) {
 		w := q.queue[q.head]
-		if st := w.state.Load(); st == abandoned {
-			q.popLocked()
-			continue
-		} else if st != waiting {
-			break // promoted: it leads next
+		if !w.state.CompareAndSwap(waiting, sending) {
+			if w.state.Load() == abandoned {
+				q.popLocked()
+				continue
+			}
+			break
 		}
 		if len(q.taken) > 0 && (!q.batch || w.oob != nil || q.taken[0].oob != nil ||
 			size+1+len(w.data) > maxBatchBytes) {
+			w.state.Store(waiting)
 			break
-		}
-		if !w.state.CompareAndSwap(waiting, sending) {
-			continue // it just gave up; dropped in the next round
 		}
 		size += len(w.data) + 1
 		q.taken = append(q.taken, w)
@@ -301,12 +322,13 @@ func (q *congestion) take() int {
 	return len(q.taken)
 }
 
-// sendTaken sends the taken entries, one datagram: a batch is built in
-// msg, each entry followed by the empty line that separates entries.
-func (q *congestion) sendTaken(fd int) unix.Errno {
+// sendTaken sends the taken entries as one datagram, blocking for at most
+// sliceTimeout: a batch is built in msg, entries separated by an empty
+// line.
+func (q *congestion) sendTaken(s *socket) unix.Errno {
 	w := q.taken[0]
 	if len(q.taken) == 1 {
-		return sendmsg(fd, w.data, w.oob)
+		return s.sendBlocking(w.data, w.oob)
 	}
 	q.msg = q.msg[:0]
 	for i, w := range q.taken {
@@ -315,21 +337,22 @@ func (q *congestion) sendTaken(fd int) unix.Errno {
 		}
 		q.msg = append(q.msg, w.data...)
 	}
-	errno := sendmsg(fd, q.msg, nil)
-	if cap(q.msg) > maxBatchBytes*2 {
+	errno := s.sendBlocking(q.msg, nil)
+	if cap(q.msg) > 2*maxBatchBytes {
 		q.msg = nil
 	}
 	if errno == unix.EMSGSIZE || errno == unix.ENOBUFS {
 		// Too large as one datagram for this socket's buffer: the
 		// first entry alone, the others back in the queue.
 		q.giveBack(1)
-		return sendmsg(fd, w.data, w.oob)
+		return s.sendBlocking(w.data, w.oob)
 	}
 	return errno
 }
 
 // giveBack puts the taken entries from i on back at the head of the
-// queue, in their order, for another send.
+// queue, in their order, for another send; those whose time is up are
+// finished with EAGAIN instead, and not queued again.
 func (q *congestion) giveBack(i int) {
 	back := q.taken[i:]
 	q.taken = q.taken[:i]
@@ -337,18 +360,40 @@ func (q *congestion) giveBack(i int) {
 		return
 	}
 	q.mu.Lock()
-	q.prependLocked(back)
-	q.waiting.Add(int64(len(back)))
-	q.mu.Unlock()
 	for _, w := range back {
 		w.state.Store(waiting)
 	}
+	// The sender sets expired before it looks at state, and this looks
+	// at expired after setting state: of the two, at least one sees the
+	// other's write (and CompareAndSwap decides between them).
+	kept := back[:0]
+	q.late = q.late[:0]
+	for _, w := range back {
+		if w.expired.Load() && w.state.CompareAndSwap(waiting, finished) {
+			w.errno = unix.EAGAIN
+			q.late = append(q.late, w)
+			continue
+		}
+		kept = append(kept, w)
+	}
+	q.prependLocked(kept)
+	q.waiting.Add(int64(len(kept)))
+	q.mu.Unlock()
+	for _, w := range q.late {
+		w.done <- struct{}{}
+	}
+	clear(q.late)
 }
 
-// finishTaken gives every taken entry errno as its outcome.
-func (q *congestion) finishTaken(errno unix.Errno) {
+// finishTaken gives every taken entry errno as its outcome; the leader's
+// own (me) is not signalled: the leader reads it itself.
+func (q *congestion) finishTaken(errno unix.Errno, me *waiter) {
 	for _, w := range q.taken {
-		q.finish(w, errno)
+		w.errno = errno
+		w.state.Store(finished)
+		if w != me {
+			w.done <- struct{}{}
+		}
 	}
 	q.taken = q.taken[:0]
 }
@@ -356,6 +401,9 @@ func (q *congestion) finishTaken(errno unix.Errno) {
 // prependLocked puts back before the queue's head.
 func (q *congestion) prependLocked(back []*waiter) {
 	n := len(back)
+	if n == 0 {
+		return
+	}
 	if q.head >= n {
 		q.head -= n
 		copy(q.queue[q.head:], back)
@@ -381,75 +429,10 @@ func (q *congestion) popLocked() {
 	}
 }
 
-// finish gives w, out of the queue, its outcome. The leader's own entry
-// is not signalled: the leader reads it itself.
-func (q *congestion) finish(w *waiter, errno unix.Errno) {
-	w.errno = errno
-	w.state.Store(finished)
-	if w != q.me {
-		w.done <- struct{}{}
-	}
-}
-
-func sendmsg(fd int, data, oob []byte) unix.Errno {
-	for {
-		_, err := unix.SendmsgN(fd, data, oob, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
-		if errno := errnoOf(err); errno != unix.EINTR {
-			return errno
-		}
-	}
-}
-
-// connection returns the leader's connected socket, connecting it first
-// if needed.
-func (q *congestion) connection(path string) (*net.UnixConn, unix.Errno) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		return nil, unix.EBADF
-	}
-	if q.conn != nil {
-		return q.conn, 0
-	}
-	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		return nil, errnoOf(err)
-	}
-	raw, err := conn.SyscallConn()
-	if err != nil {
-		conn.Close()
-		return nil, unix.EBADF
-	}
-	_ = raw.Control(func(fd uintptr) { raiseSendBuffer(int(fd), sendBufferSize) })
-	q.conn, q.raw = conn, raw
-	return conn, 0
-}
-
-func (q *congestion) dropConnection(conn *net.UnixConn) {
-	q.mu.Lock()
-	if q.conn == conn {
-		q.conn = nil
-	}
-	q.mu.Unlock()
-	conn.Close()
-}
-
-// failWaiting gives every waiting sender errno as its outcome.
-func (q *congestion) failWaiting(errno unix.Errno) {
-	for q.take() > 0 {
-		q.finishTaken(errno)
-	}
-}
-
-// close closes the leader's socket. The Writers are all closed and no
-// send is under way (see Writer.users), so nobody waits.
+// close marks the queue closed: the Writers are all closed and no send is
+// under way (see Writer.users), so nobody waits.
 func (q *congestion) close() {
 	q.mu.Lock()
 	q.closed = true
-	conn := q.conn
-	q.conn = nil
 	q.mu.Unlock()
-	if conn != nil {
-		conn.Close()
-	}
 }

@@ -173,11 +173,12 @@ func TestWaitersDeliveredWhenJournaldReads(t *testing.T) {
 			errs <- w.Send("waited", PriInfo)
 		}()
 	}
-	// Every sender is queued before journald reads again.
+	// Every sender waits before journald reads again: one as the leader,
+	// in the kernel, the others queued.
 	deadline := time.Now().Add(5 * time.Second)
-	for w.sock.q.waiting.Load() < waiters {
+	for w.sock.q.waiting.Load() < waiters-1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d senders waiting, want %d", w.sock.q.waiting.Load(), waiters)
+			t.Fatalf("%d senders queued, want %d", w.sock.q.waiting.Load(), waiters-1)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -215,7 +216,7 @@ func TestWaitersFailFastWhenJournaldGoes(t *testing.T) {
 	for i := 0; i < waiters; i++ {
 		go func() { errs <- w.Send("waiting", PriInfo) }()
 	}
-	for w.sock.q.waiting.Load() < waiters {
+	for w.sock.q.waiting.Load() < waiters-1 { // and one leads
 		time.Sleep(time.Millisecond)
 	}
 	start := time.Now()
@@ -278,5 +279,53 @@ func TestWritersShareOneSocket(t *testing.T) {
 		}
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// sendto makes one attempt to send data as a datagram, without waiting:
+// what the tests fill a socket's queue with.
+func (s *socket) sendto(data []byte) unix.Errno {
+	return errnoOf(unix.Sendto(s.fd, data, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT, s.to))
+}
+
+// Senders whose times run out at every point of a send — queued, taken
+// for a send, promoted to lead — all return within their bound, and the
+// queue is left empty with nobody leading: no sender is forgotten and
+// no leader spins.
+func TestCongestionTimeoutsAtEveryPoint(t *testing.T) {
+	srv := journaltest.NewServer(t)
+	w := newTestWriter(t, srv.Path(), WriterOptions{})
+	pad := Field{Name: "PAD", Value: make([]byte, 16<<10)}
+	for round := 0; round < 5; round++ {
+		srv.Pause()
+		var wg sync.WaitGroup
+		var late atomic.Int64
+		for i := 0; i < 2000; i++ {
+			timeout := time.Duration(1+i%150) * time.Millisecond
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ww := &Writer{path: w.path, ident: w.ident, timeout: timeout, limit: w.limit, sock: w.sock, release: w.release}
+				start := time.Now()
+				_ = ww.Send("x", PriInfo, pad)
+				if time.Since(start) > timeout+sliceTimeout+time.Second {
+					late.Add(1)
+				}
+			}()
+		}
+		// Long enough for the leader's slices to run out with entries of
+		// senders whose time ran out meanwhile.
+		time.Sleep(200 * time.Millisecond)
+		srv.Resume()
+		wg.Wait()
+		if n := late.Load(); n > 0 {
+			t.Fatalf("round %d: %d Sends overran their bound", round, n)
+		}
+		if n := w.sock.q.waiting.Load(); n != 0 {
+			t.Fatalf("round %d: %d senders left queued", round, n)
+		}
+		if w.sock.q.leading.Load() {
+			t.Fatalf("round %d: the lead was never given back", round)
+		}
 	}
 }

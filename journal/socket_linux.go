@@ -31,6 +31,7 @@ type socket struct {
 	path    string
 	addr    unix.RawSockaddrUnix
 	addrLen uint32
+	to      *unix.SockaddrUnix // the same, for sendmsg with a descriptor
 	refs    int // Writers using it; guarded by sockets.mu
 
 	// The callers that found journald's queue full wait here, as
@@ -64,9 +65,8 @@ func openSocket(path string) (*socket, error) {
 	s.addrLen = uint32(unsafe.Offsetof(s.addr.Path)) + uint32(len(path)) + 1
 	if path[0] == '@' {
 		// An abstract address: a NUL, then the name, whose length is
-		// the address's (no NUL ends it). Go's net package and
-		// golang.org/x/sys/unix read '@' so too, which the pump's
-		// socket and the memfd's sendmsg rely on.
+		// the address's (no NUL ends it). golang.org/x/sys/unix reads
+		// '@' so too, which the memfd's sendmsg (to) relies on.
 		s.addr.Path[0] = 0
 		s.addrLen--
 	}
@@ -76,8 +76,16 @@ func openSocket(path string) (*socket, error) {
 		return nil, os.NewSyscallError("journal: socket", err)
 	}
 	s.fd = fd
+	s.to = &unix.SockaddrUnix{Name: path}
 	s.q.batch = batchable(path)
 	raiseSendBuffer(fd, sendBufferSize)
+	// Only congestion's leader blocks, and for at most this slice at a
+	// time (see congestion).
+	tv := unix.NsecToTimeval(sliceTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("journal: setsockopt SO_SNDTIMEO", err)
+	}
 	sockets.m[path] = s
 	return s, nil
 }
@@ -116,24 +124,16 @@ func raiseSendBuffer(fd, n int) {
 // a sealed file, waiting at most timeout (< 0: without bound) for room in
 // journald's queue. It reports which way it went.
 //
-// The socket never blocks in the kernel: every send is MSG_DONTWAIT. A
-// send blocked in the kernel holds an OS thread for as long as it waits,
-// so a stalled journald and thousands of logging goroutines would make
-// thousands of threads (Go dies at 10,000). When journald's queue is full,
-// the caller waits in Go instead (see congestion), as a parked goroutine.
+// A send blocked in the kernel holds an OS thread for as long as it
+// waits, so a stalled journald and thousands of logging goroutines would
+// make thousands of threads (Go dies at 10,000): only one sender of a
+// socket at a time makes the system call; the others wait in Go, as
+// parked goroutines (see congestion).
 //
 // A send from an asynchronous Writer's sender also stops waiting when
 // abort is closed (Close began); nil never is.
 func (s *socket) send(data []byte, timeout time.Duration, abort <-chan struct{}) (viaFile bool, err error) {
-	errno := unix.EAGAIN
-	if !s.q.busy() {
-		// Callers already waiting go first: a newcomer does not take the
-		// room journald just made from one who has waited for it.
-		errno = s.sendto(data)
-	}
-	if errno == unix.EAGAIN {
-		errno = s.q.wait(s, data, nil, timeout, abort)
-	}
+	errno := s.q.send(s, data, nil, timeout, abort)
 	switch errno {
 	case 0:
 		return false, nil
@@ -148,19 +148,21 @@ func (s *socket) send(data []byte, timeout time.Duration, abort <-chan struct{})
 	return false, s.error(errno)
 }
 
-// sendto makes one attempt to send data as a datagram.
-func (s *socket) sendto(data []byte) unix.Errno {
+// sendBlocking makes one attempt to send data as a datagram, or pass the
+// descriptor in oob, waiting in the kernel for room in journald's queue
+// for at most sliceTimeout (the socket's SO_SNDTIMEO): EAGAIN then. Only
+// the leader of congestion calls it.
+func (s *socket) sendBlocking(data, oob []byte) unix.Errno {
+	if oob != nil {
+		return errnoOf(unix.Sendmsg(s.fd, nil, oob, s.to, unix.MSG_NOSIGNAL))
+	}
 	var p unsafe.Pointer
 	if len(data) > 0 {
 		p = unsafe.Pointer(&data[0])
 	}
-	for {
-		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(p), uintptr(len(data)),
-			unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&s.addr)), uintptr(s.addrLen))
-		if errno != unix.EINTR {
-			return errno
-		}
-	}
+	_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(p), uintptr(len(data)),
+		unix.MSG_NOSIGNAL, uintptr(unsafe.Pointer(&s.addr)), uintptr(s.addrLen))
+	return errno
 }
 
 // sendFile writes data to a sealed memfd, or failing that an unlinked file
@@ -181,29 +183,10 @@ func (s *socket) sendFile(data []byte, timeout time.Duration, abort <-chan struc
 	// it unsealed because of where it lives.
 	_, _ = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE|unix.F_SEAL_SEAL)
 
-	rights := unix.UnixRights(fd)
-	errno := unix.EAGAIN
-	if !s.q.busy() {
-		errno = s.sendRights(rights)
-	}
-	if errno == unix.EAGAIN {
-		errno = s.q.wait(s, nil, rights, timeout, abort)
-	}
-	if errno != 0 {
+	if errno := s.q.send(s, nil, unix.UnixRights(fd), timeout, abort); errno != 0 {
 		return s.error(errno)
 	}
 	return nil
-}
-
-// sendRights makes one attempt to pass the descriptor in rights.
-func (s *socket) sendRights(rights []byte) unix.Errno {
-	to := &unix.SockaddrUnix{Name: s.path}
-	for {
-		err := unix.Sendmsg(s.fd, nil, rights, to, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
-		if errno := errnoOf(err); errno != unix.EINTR {
-			return errno
-		}
-	}
 }
 
 // memfdCreate is replaced in tests to take the /dev/shm path.

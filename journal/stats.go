@@ -35,7 +35,10 @@ type Stats struct {
 	// Datagrams is how many datagrams carried Entries, and Batches how
 	// many entries they carried: Batches[i] counts the datagrams of
 	// 2^i to 2^(i+1)-1 entries (the last, 128 or more), so batching can
-	// be seen working. A synchronous Writer sends one entry a datagram.
+	// be seen working. A synchronous Writer counts one datagram an entry,
+	// although while journald is saturated one sender may carry the
+	// entries of several, of any Writer of the process, in one datagram
+	// (to a journald that keeps them all: see WriterOptions).
 	Datagrams uint64
 	Batches   [8]uint64
 }

@@ -429,7 +429,7 @@ func TestStopsAfterMessage(t *testing.T) {
 	// The strict default applies it, as the newest version does.
 	c, err := newConfig(nil)
 	require.NoError(t, err)
-	assert.Equal(t, NewestVersion, c.scanVersion())
+	assert.Equal(t, strictScan, c.scanVersion())
 	c, err = newConfig([]Option{Version(260)})
 	require.NoError(t, err)
 	assert.Equal(t, NewestVersion, c.scanVersion())

@@ -264,13 +264,13 @@ func (c config) takeFile(f passedFile, from sender) (sealed bool, reason string)
 	return takeFile(min(c.version, NewestVersion), f, from)
 }
 
-// scanVersion is the version whose rules for a datagram apply: the
-// newest's for the strict rules, which drop what follows an entry with a
-// MESSAGE field in a datagram, as journald 253 and later do
+// scanVersion is the version whose rules for a datagram apply:
+// strictScan for the strict rules, which drop what follows an entry with
+// a MESSAGE field in a datagram, as journald 253 and later do
 // (stopsAfterMessage).
 func (c config) scanVersion() int {
 	if c.version == 0 {
-		return NewestVersion
+		return strictScan
 	}
 	return min(c.version, NewestVersion)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/newstyle-go/newstyle/internal/journald"
 )
@@ -207,7 +208,11 @@ type scanner struct {
 // unit's LogFilterPatterns= keep the message, and returns its answer,
 // "keep" (1), as its own result, which ends the datagram's loop (0 goes
 // on); entries without MESSAGE go on as before. Seen with 257.13.
-func stopsAfterMessage(v int) bool { return v >= 253 }
+func stopsAfterMessage(v int) bool { return v == strictScan || v >= 253 }
+
+// strictScan, as the version of scan, applies the strict rules: every
+// version's at once.
+const strictScan = 0
 
 // scan reads data as journald of version v reads a datagram.
 func scan(data []byte, lim limits, v int) scanResult {
@@ -224,7 +229,11 @@ func scan(data []byte, lim limits, v int) scanResult {
 		if last := sc.res.entries[len(sc.res.entries)-1]; stopsAfterMessage(v) && last.hasMessage() {
 			// What journald 252 would have stored of the rest is lost.
 			if lost := storedCount(scan(data[next:], lim, OldestVersion)); lost > 0 {
-				sc.problem(next, "journald %d reads nothing more of a datagram after an entry with a MESSAGE field (253 and later: its LogFilterPatterns= check ends the loop): %s after it lost", v, entries(lost))
+				who := "journald " + strconv.Itoa(v) + " reads"
+				if v == strictScan {
+					who = "journald 253 and later read (journaltest's strict rules)"
+				}
+				sc.problem(next, "%s nothing more of a datagram after an entry with a MESSAGE field (253 and later: its LogFilterPatterns= check ends the loop): %s after it lost", who, entries(lost))
 			}
 			return sc.res
 		}

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -313,6 +314,16 @@ func runClient(client string, g, entries int) error {
 		return fmt.Errorf("no client %q", client)
 	}
 
+	if p := os.Getenv("E2E_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	fmt.Println("go")
 	var wg sync.WaitGroup
 	errs := make(chan error, g)
