@@ -32,7 +32,7 @@ type socket struct {
 	addr    unix.RawSockaddrUnix
 	addrLen uint32
 	to      *unix.SockaddrUnix // the same, for sendmsg with a descriptor
-	refs    int // Writers using it; guarded by sockets.mu
+	refs    int                // Writers using it; guarded by sockets.mu
 
 	// The callers that found journald's queue full wait here, as
 	// goroutines (see congestion).
