@@ -293,6 +293,10 @@ func (w *watched) wait() {
 		if w.streamd != "" && os.Getenv("JOURNAL_STREAM") == w.streamd {
 			os.Setenv("JOURNAL_STREAM", w.origStream)
 		}
+		// What is in the pipe now goes first, before anyone is told;
+		// what comes later, as it comes.
+		_ = unix.SetNonblock(w.spare, true)
+		drain(w.spare, 2)
 		spare := pollable(w.spare, "stderr pipe")
 		go func() {
 			forward(spare, 2, nil)
@@ -310,6 +314,23 @@ func (w *watched) wait() {
 		return
 	}
 	writeAll(2, []byte(err.Error()+"\n"))
+}
+
+// drain copies what the non-blocking descriptor r holds now to out.
+func drain(r, out int) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := unix.Read(r, buf)
+		if n <= 0 || err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return
+		}
+		if writeAll(out, buf[:n]) != nil {
+			return
+		}
+	}
 }
 
 // exitText says how a process ended, as os.ProcessState does.

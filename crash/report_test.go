@@ -16,7 +16,7 @@ const (
 	panicOut = "panic: boom\n\tsecond line\n\ngoroutine 18 [running]:\nmain.main.func1()\n\t/tmp/cx/main.go:19 +0x25\ncreated by main.main in goroutine 1\n\t/tmp/cx/main.go:19 +0x174\n"
 	nilOut   = "panic: runtime error: invalid memory address or nil pointer dereference\n[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x48c630]\n\ngoroutine 18 [running]:\nmain.main.func3()\n\t/tmp/cx/main.go:31 +0x10\n"
 	nestOut  = "panic: first [recovered]\n\tpanic: second\n\ngoroutine 1 [running]:\nmain.main.func4()\n\t/tmp/cx/main.go:38 +0x25\n"
-	mapOut   = "\ngoroutine 13 [running]:\ninternal/runtime/maps.fatal({0x4b098d?, 0x0?})\n\t/usr/local/go/src/runtime/panic.go:1181 +0x18\nruntime.mapassign_fast64(...)\n\t/usr/local/go/src/internal/runtime/maps/runtime_fast64.go:1 +0x1\nmain.main.func2()\n\t/tmp/cx/main.go:25 +0x2d\n"
+	mapOut   = "\ngoroutine 13 [running]:\ninternal/runtime/maps.fatal({0x4b098d?, 0x0?})\n\t/usr/local/go/src/runtime/panic.go:1181 +0x18\nmain.main.func2()\n\t/tmp/cx/main.go:25 +0x2d\n"
 	stackOut = "\nruntime stack:\nruntime.throw({0x4af13f?, 0x418e01?})\n\t/usr/local/go/src/runtime/panic.go:1229 +0x48 fp=0x7ffd5ba33fa8 sp=0x7ffd5ba33f78 pc=0x477d88\nruntime.newstack()\n\t/usr/local/go/src/runtime/stack.go:1207 +0x5fd fp=0x7ffd5ba340d8 sp=0x7ffd5ba33fa8 pc=0x45f8bd\n\ngoroutine 1 gp=0x26fe36cb41e0 m=0 mp=0x55eda0 [running]:\nmain.overflow(0x0?)\n\t/tmp/cx/main.go:11 +0x5a\n"
 	oomOut   = "\nruntime stack:\nruntime.throw({0x4b0b18?, 0x29eb?})\n\t/usr/local/go/src/runtime/panic.go:1229 +0x48\nruntime.sysMapOS(0x27acf0400000, 0x10000000000, {0x4ad970, 0x4})\n\t/usr/local/go/src/runtime/mem_linux.go:175 +0x13b\nruntime.sysMap(0x27acf0400000, 0x10000000000, 0x576fe8?, {0x4ad970, 0x4})\n\t/usr/local/go/src/runtime/mem.go:279 +0x45\n"
 	abrtOut  = "SIGABRT: abort\nPC=0x40816e m=0 sigcode=0\n\ngoroutine 1 gp=0x1d5cea0b61e0 m=0 mp=0x55fdc0 [running, locked to thread]:\nsyscall.RawSyscall6(0x3e, 0x1, 0x6)\n"
@@ -34,7 +34,10 @@ func TestName(t *testing.T) {
 			"panic: runtime error: invalid memory address or nil pointer dereference [signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x48c630]"},
 		{"nested panic", "", nestOut, kindPanic, "panic: first [recovered]"},
 		{"map writes, stderr seen", "fatal error: concurrent map writes\n", mapOut, kindFatal, "fatal error: concurrent map writes"},
-		{"map writes, from the trace", "", mapOut, kindFatal, "fatal error: concurrent map writes (read from the trace)"},
+		{"map writes, from the trace", "", mapOut, kindFatal, "fatal error: concurrent map access (read from the trace)"},
+		{"map writes, from a trace that shows the access", "",
+			"\ngoroutine 7 [running]:\nruntime.fatal({0x1?})\n\tpanic.go:1\nruntime.mapassign_faststr(0x1)\n\tmap.go:1\n", kindFatal,
+			"fatal error: concurrent map writes (read from the trace)"},
 		{"stack overflow, stderr seen",
 			"runtime: goroutine stack exceeds 1000000000-byte limit\nruntime: sp=0x26fe56de0390 stack=[0x26fe56de0000, 0x26fe76de0000]\nfatal error: stack overflow\n",
 			stackOut, kindFatal, "fatal error: stack overflow"},
