@@ -160,14 +160,14 @@
 // # What it costs
 //
 // Measured on a 2-vCPU machine (Go 1.26, cmd/newstyle-demo under systemd
-// 252 and 257, integration/container): the watcher's RSS about 3.2 MiB,
-// 1.2 MiB of it its own (it gives back the pages of the program's binary
-// it touched starting, shared with the program anyway); the program's
-// start to READY=1 about 10 ms slower under systemd (median of 9 starts
-// each way; outside systemd no difference shows: Capture itself, a fork
-// and an exec, takes well under 1 ms, and the watcher's start runs
-// beside the program's); nothing per record: logging does not go through
-// the watcher. The program holds three descriptors more (the pipe that
+// 252 and 257, integration/container): the watcher's RSS 3.2–3.4 MiB,
+// 1.1–1.2 MiB of it its own (it gives back the pages of the program's
+// binary it touched starting, shared with the program anyway); the
+// program's start to READY=1 no slower beyond the noise of systemd's own
+// start (medians of 9 starts each way: −3.3, +0.2 and +11.9 ms in three
+// runs; Capture itself, a fork and an exec, takes well under 1 ms, and
+// the watcher starts beside the program); nothing per record: records go
+// to the journal's socket or stdout, never through the watcher. The program holds three descriptors more (the pipe that
 // tells it the watcher ended, stderr's, and the original stderr).
 //
 // # Limits
