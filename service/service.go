@@ -83,6 +83,15 @@
 // runtime can list, so it keeps the runtime's own format, with a
 // "goroutine N [state]:" line above each stack.
 //
+// The crashes no recover sees — a panic in a goroutine started with a
+// plain go statement, the runtime's fatal errors (concurrent map writes,
+// a stack overflow, out of memory) — are one entry each too: Run starts
+// package crash's watcher, a copy of the program that outlives it and
+// writes the runtime's whole crash output at CRIT, in TRACEBACK, under
+// the same unit (see package crash; Options.DisableCrashCapture turns it
+// off). A panic Run recovers, or the SIGABRT it catches, is logged by Run
+// alone: the watcher writes nothing for a process that exits by itself.
+//
 // The exit status says how the program ended:
 //
 //	0  the function returned nil, and shutdown finished in time
