@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -174,13 +175,15 @@ func killWatcher(ended chan error) int {
 }
 
 // watcherOf returns the PID of the child of pid that is a watcher, 0 for
-// none.
+// none. A child is listed under the thread that started it: any of them.
 func watcherOf(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	if err != nil {
-		return 0
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var children []string
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		children = append(children, strings.Fields(string(b))...)
 	}
-	for _, f := range strings.Fields(string(b)) {
+	for _, f := range children {
 		child, _ := strconv.Atoi(f)
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", child))
 		if args := strings.Split(string(cmdline), "\x00"); len(args) > 1 && args[1] == watcherArg {

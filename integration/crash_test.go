@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,35 +23,11 @@ import (
 // entry past the cap, through a memfd; the watcher waiting for a stalled
 // journald to read its entry; a journal namespace.
 
-var (
-	crashChildOnce sync.Once
-	crashChildBin  string
-	crashChildErr  error
-)
-
-// crashChild builds integration/crashchild once, without -race.
+// crashChild builds integration/crashchild once, without -race: the
+// race detector allows 8128 goroutines, and a crash past the cap needs
+// tens of thousands.
 func crashChild(t *testing.T) string {
-	t.Helper()
-	crashChildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "crashchild")
-		if err != nil {
-			crashChildErr = err
-			return
-		}
-		goTool := os.Getenv("GO")
-		if goTool == "" {
-			goTool = "go"
-		}
-		crashChildBin = filepath.Join(dir, "crashchild")
-		out, err := exec.Command(goTool, "build", "-o", crashChildBin, "github.com/newstyle-go/newstyle/integration/crashchild").CombinedOutput()
-		if err != nil {
-			crashChildErr = fmt.Errorf("building crashchild: %w: %s", err, out)
-		}
-	})
-	if crashChildErr != nil {
-		t.Fatal(crashChildErr)
-	}
-	return crashChildBin
+	return buildChild(t, "github.com/newstyle-go/newstyle/integration/crashchild")
 }
 
 // crashRun is a crash of crashchild, started.

@@ -169,16 +169,23 @@ request /
 in_container systemctl service-log-level "$unit" info
 echo "level now: $(in_container systemctl service-log-level "$unit")"
 
+# restarted N waits (20 s at most) until systemd has restarted the unit
+# N times and it is active again.
+restarted() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[ "$(in_container systemctl show "$unit" -p NRestarts --value)" = "$1" ] &&
+			[ "$(in_container systemctl is-active "$unit")" = active ] && return
+		sleep 0.1
+	done
+}
+
 echo "--- requests"
 request /
 request /error
 request /panic
 echo "--- waiting for Restart=on-failure to bring the service back"
-for ((i = 0; i < 200; i++)); do
-	[ "$(in_container systemctl show "$unit" -p NRestarts --value)" = 1 ] &&
-		[ "$(in_container systemctl is-active "$unit")" = active ] && break
-	sleep 0.1
-done
+restarted 1
 show NRestarts -p ActiveState -p MainPID -p StatusText
 request /
 
@@ -193,11 +200,7 @@ in_container journalctl -u "$unit" -o json-pretty --all --no-pager \
 
 echo "--- a crash no recover sees: /crash?kind=map (concurrent map writes)"
 request '/crash?kind=map'
-for ((i = 0; i < 200; i++)); do
-	[ "$(in_container systemctl show "$unit" -p NRestarts --value)" = 2 ] &&
-		[ "$(in_container systemctl is-active "$unit")" = active ] && break
-	sleep 0.1
-done
+restarted 2
 show NRestarts -p ActiveState -p MainPID
 echo "--- journalctl -u $unit -p crit MESSAGE_ID=ead3cc56c85447c6a74aa3b32cdf4c02 -o json-pretty --all"
 # The crash watcher's one entry: what the runtime called the crash, its

@@ -347,7 +347,8 @@ func median(ds []time.Duration) time.Duration {
 // watcherPID returns the PID of pid's crash watcher in the container, ""
 // for none.
 func watcherPID(pid string) string {
-	children, err := ct.exec("cat", fmt.Sprintf("/proc/%s/task/%s/children", pid, pid))
+	// A child is listed under the thread that started it: any of them.
+	children, err := ct.exec("sh", "-c", fmt.Sprintf("cat /proc/%s/task/*/children", pid))
 	if err != nil {
 		return ""
 	}

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -48,9 +49,14 @@ func panicInGoroutine() { panic("crashchild: a panic in a goroutine") }
 
 func panicAmongMany(n int) { panic(fmt.Sprintf("crashchild: a panic among %d goroutines", n)) }
 
-// watcher returns the PID of this process's crash watcher, its child.
+// watcher returns the PID of this process's crash watcher, its one
+// child, listed under the thread that started it.
 func watcher() string {
-	pid := fmt.Sprint(os.Getpid())
-	b, _ := os.ReadFile("/proc/" + pid + "/task/" + pid + "/children")
-	return strings.TrimSpace(string(b))
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", os.Getpid()))
+	var children []string
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		children = append(children, strings.Fields(string(b))...)
+	}
+	return strings.Join(children, " ")
 }
