@@ -18,45 +18,40 @@ import (
 	"github.com/newstyle-go/newstyle/integration/stallchild/summary"
 )
 
-var (
-	stallChildOnce sync.Once
-	stallChildBin  string
-	stallChildErr  error
-)
-
 // stallChild builds cmd/stallchild once, without -race: the race detector
 // dies at 8128 live goroutines, and the test runs 40,000.
 func stallChild(t *testing.T) string {
+	return buildChild(t, "github.com/newstyle-go/newstyle/integration/stallchild")
+}
+
+var (
+	childrenMu sync.Mutex
+	children   = map[string]string{} // built binaries, by package
+)
+
+// buildChild builds the program pkg, without -race, once per test binary,
+// and returns its path.
+func buildChild(t *testing.T, pkg string) string {
 	t.Helper()
-	stallChildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "stallchild")
-		if err != nil {
-			stallChildErr = err
-			return
-		}
-		goTool := os.Getenv("GO")
-		if goTool == "" {
-			goTool = "go"
-		}
-		stallChildBin = filepath.Join(dir, "stallchild")
-		out, err := exec.Command(goTool, "build", "-o", stallChildBin, "github.com/newstyle-go/newstyle/integration/stallchild").CombinedOutput()
-		if err != nil {
-			stallChildErr = &buildError{err, out}
-		}
-	})
-	if stallChildErr != nil {
-		t.Fatal(stallChildErr)
+	childrenMu.Lock()
+	defer childrenMu.Unlock()
+	if bin, ok := children[pkg]; ok {
+		return bin
 	}
-	return stallChildBin
-}
-
-type buildError struct {
-	err error
-	out []byte
-}
-
-func (e *buildError) Error() string {
-	return "building stallchild: " + e.err.Error() + ": " + string(e.out)
+	dir, err := os.MkdirTemp("", "child")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goTool := os.Getenv("GO")
+	if goTool == "" {
+		goTool = "go"
+	}
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	if out, err := exec.Command(goTool, "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v: %s", pkg, err, out)
+	}
+	children[pkg] = bin
+	return bin
 }
 
 // threadsOf reads a process's OS thread count; false once it has exited

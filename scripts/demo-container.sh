@@ -7,7 +7,11 @@
 # service, makes a few requests — one /error, one /panic — and prints the
 # unit's journal entries as journalctl -o json-pretty shows them: the
 # request fields, the TRACEBACK field, the panic at priority crit, and
-# systemd restarting the service. Then it powers the container off.
+# systemd restarting the service; then crashes it as no recover sees
+# (/crash?kind=map: concurrent map writes) and prints the crash watcher's
+# one entry, and journalctl -x's explanation of it from the module's
+# message catalog (catalog/newstyle.catalog, which it installs). Then it
+# powers the container off.
 #
 # With --systemd VERSION (a scripts/systemd-VERSION.pin, e.g. 257), the
 # container boots that generation's root tree (scripts/systemd-tree.sh
@@ -122,6 +126,13 @@ done
 # static user that policy names; the bus reads a policy when reloaded.
 in_container sh -c "mkdir -p /etc/sysusers.d && cat > /etc/sysusers.d/newstyle-demo.conf" <cmd/newstyle-demo/newstyle-demo.sysusers
 in_container sh -c "mkdir -p /etc/dbus-1/system.d && cat > /etc/dbus-1/system.d/io.github.newstyle_go.Demo1.conf" <cmd/newstyle-demo/io.github.newstyle_go.Demo1.conf
+# The module's message catalog, for journalctl -x: into
+# /usr/local/lib/systemd/catalog/ (on the host's read-only /usr, a tmpfs of
+# the container's own first), then journalctl --update-catalog.
+in_container sh -c 'mkdir -p /usr/local/lib/systemd/catalog 2>/dev/null ||
+	{ mount -t tmpfs -o mode=0755 tmpfs /usr/local/lib && mkdir -p /usr/local/lib/systemd/catalog; }'
+in_container sh -c "cat > /usr/local/lib/systemd/catalog/newstyle.catalog" <catalog/newstyle.catalog
+in_container journalctl --update-catalog
 in_container systemd-sysusers /etc/sysusers.d/newstyle-demo.conf
 in_container systemctl reload dbus
 in_container systemctl daemon-reload
@@ -158,16 +169,23 @@ request /
 in_container systemctl service-log-level "$unit" info
 echo "level now: $(in_container systemctl service-log-level "$unit")"
 
+# restarted N waits (20 s at most) until systemd has restarted the unit
+# N times and it is active again.
+restarted() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[ "$(in_container systemctl show "$unit" -p NRestarts --value)" = "$1" ] &&
+			[ "$(in_container systemctl is-active "$unit")" = active ] && return
+		sleep 0.1
+	done
+}
+
 echo "--- requests"
 request /
 request /error
 request /panic
 echo "--- waiting for Restart=on-failure to bring the service back"
-for ((i = 0; i < 200; i++)); do
-	[ "$(in_container systemctl show "$unit" -p NRestarts --value)" = 1 ] &&
-		[ "$(in_container systemctl is-active "$unit")" = active ] && break
-	sleep 0.1
-done
+restarted 1
 show NRestarts -p ActiveState -p MainPID -p StatusText
 request /
 
@@ -179,3 +197,18 @@ echo "--- journalctl -u $unit -o json-pretty --all (a selection of fields)"
 in_container journalctl --sync
 in_container journalctl -u "$unit" -o json-pretty --all --no-pager \
 	--output-fields=MESSAGE,PRIORITY,SYSLOG_IDENTIFIER,_PID,_TRANSPORT,METHOD,PATH,STATUS,DURATION,REMOTE,ORDER_ID,ERR,PANIC,TRACEBACK,ADDR,SOCKET_ACTIVATED,GREETING,SOURCE,SIGNAL,TIMEOUT
+
+echo "--- a crash no recover sees: /crash?kind=map (concurrent map writes)"
+request '/crash?kind=map'
+restarted 2
+show NRestarts -p ActiveState -p MainPID
+echo "--- journalctl -u $unit -p crit MESSAGE_ID=ead3cc56c85447c6a74aa3b32cdf4c02 -o json-pretty --all"
+# The crash watcher's one entry: what the runtime called the crash, its
+# whole output in TRACEBACK (the "fatal error:" line it writes to stderr
+# alone included), the crashed process's PID in SYSLOG_PID; the runtime's
+# own lines on stderr are there as before, at the unit's default priority.
+in_container journalctl --sync
+in_container journalctl -u "$unit" -p crit MESSAGE_ID=ead3cc56c85447c6a74aa3b32cdf4c02 -o json-pretty --all --no-pager \
+	--output-fields=MESSAGE,PRIORITY,MESSAGE_ID,SYSLOG_IDENTIFIER,SYSLOG_PID,NEWSTYLE_CRASH_PID,NEWSTYLE_CRASH_KIND,TRACEBACK,_PID,_COMM,_SYSTEMD_UNIT,_TRANSPORT
+echo "--- journalctl -u $unit -p crit -x: the module's catalog explains it"
+in_container journalctl -u "$unit" -x --no-pager MESSAGE_ID=ead3cc56c85447c6a74aa3b32cdf4c02

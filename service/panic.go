@@ -8,6 +8,7 @@ import (
 	"runtime"
 
 	"github.com/newstyle-go/newstyle"
+	"github.com/newstyle-go/newstyle/crash"
 	"github.com/newstyle-go/newstyle/internal/slogcore"
 )
 
@@ -105,4 +106,33 @@ func (s *Service) logAbort() {
 	err := errors.New("SIGABRT (from systemd: the watchdog was not fed in time?)")
 	s.logger.Log(context.Background(), newstyle.LevelCritical, "service: aborted; the stacks of all goroutines follow",
 		"abort", newstyle.WithTrace(err, buf))
+}
+
+// startCrashCapture is crash.Capture; the tests replace it, since a
+// watcher started from a test binary would outlive the test.
+var startCrashCapture = crash.Capture
+
+// captureCrashes starts capturing the crashes no recover sees (see
+// Options.DisableCrashCapture), to the journal or stdout as the logger
+// made by logOpts chose, under the logger's SYSLOG_IDENTIFIER. That the
+// program captures them already (it called crash.Capture itself, with
+// options of its own), or that the system does not support it, is no
+// news; a watcher that did not start, or that ends early, is logged.
+func (s *Service) captureCrashes(logOpts *newstyle.Options) {
+	err := startCrashCapture(&crash.Options{
+		SyslogIdentifier: s.ident,
+		Target:           logOpts.Target,
+		SocketPath:       logOpts.SocketPath,
+		Namespace:        logOpts.Namespace,
+		OnWatcherExit: func(err error) {
+			s.logger.Warn("service: the crash watcher ended; crashes are no longer captured", "err", err)
+		},
+	})
+	switch {
+	case err == nil, errors.Is(err, crash.ErrCapturing), errors.Is(err, crash.ErrUnsupported):
+	case errors.Is(err, crash.ErrDisabled):
+		s.logger.Info("service: crash capture is off (" + crash.EnvCapture + ")")
+	default:
+		s.logger.Warn("service: crash capture is off: the crash watcher did not start", "err", err)
+	}
 }

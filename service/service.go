@@ -83,6 +83,15 @@
 // runtime can list, so it keeps the runtime's own format, with a
 // "goroutine N [state]:" line above each stack.
 //
+// The crashes no recover sees — a panic in a goroutine started with a
+// plain go statement, the runtime's fatal errors (concurrent map writes,
+// a stack overflow, out of memory) — are one entry each too: Run starts
+// package crash's watcher, a copy of the program that outlives it and
+// writes the runtime's whole crash output at CRIT, in TRACEBACK, under
+// the same unit (see package crash; Options.DisableCrashCapture turns it
+// off). A panic Run recovers, or the SIGABRT it catches, is logged by Run
+// alone: the watcher writes nothing for a process that exits by itself.
+//
 // The exit status says how the program ended:
 //
 //	0  the function returned nil, and shutdown finished in time
@@ -188,6 +197,15 @@ type Options struct {
 	// program's own changes and the operator's then meet in it), else a
 	// LevelVar of Run's starting at Log.Level.
 	BusName string
+
+	// DisableCrashCapture turns off what Run does by default: capture
+	// the crashes that no recover sees (a panic in a goroutine started
+	// with a plain go statement, the runtime's fatal errors such as
+	// concurrent map writes or a stack overflow) as one journal entry
+	// each, at crit, with the runtime's whole output in TRACEBACK, by a
+	// watcher process (see package crash). An operator turns it off with
+	// NEWSTYLE_CRASH_CAPTURE=off.
+	DisableCrashCapture bool
 }
 
 // Service is the running daemon, handed to the program's function.
@@ -260,6 +278,9 @@ func Run(opts Options, fn func(ctx context.Context, svc *Service) error) int {
 	}, level: level, ident: ident, busName: busName(opts), stopped: make(chan struct{})}
 	if debug {
 		logger.Debug("service: " + EnvDebugInvocation + " is set: logging at debug level")
+	}
+	if !opts.DisableCrashCapture {
+		svc.captureCrashes(logOpts)
 	}
 	code := svc.run(fn)
 	flush()

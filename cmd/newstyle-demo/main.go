@@ -12,6 +12,17 @@
 //	         goroutine's stack, exit status 2, Restart=on-failure
 //	/hang    the health check blocks from now on: the watchdog goes
 //	         hungry and systemd kills and restarts the service
+//	/crash?kind=KIND
+//	         a crash that no recover sees, on purpose: package crash's
+//	         watcher writes one entry at priority crit with the runtime's
+//	         whole output in TRACEBACK, and Restart=on-failure brings the
+//	         service back. KIND is goroutine (a panic in a goroutine
+//	         started with go), map (concurrent map writes), overflow (a
+//	         stack overflow), nil (a nil dereference in a goroutine), all
+//	         (a panic with GOTRACEBACK=all and n goroutines, &n=10000 by
+//	         default), exit (os.Exit(3): no crash, no entry) or recovered
+//	         (a panic in the handler, which package service recovers and
+//	         logs itself, as /panic)
 //	/slow    answers after 3 s: a request in flight when systemctl stop
 //	         comes is finished before the process exits
 //
@@ -49,6 +60,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,6 +161,7 @@ func (d *demo) run(ctx context.Context, svc *service.Service, listen string) err
 	mux.HandleFunc("GET /error", d.fail)
 	mux.HandleFunc("GET /panic", d.crash)
 	mux.HandleFunc("GET /hang", d.hang)
+	mux.HandleFunc("GET /crash", d.crashOnPurpose)
 	mux.HandleFunc("GET /slow", slow)
 	srv := &http.Server{
 		Handler:           logRequests(log, exitOnPanic(svc, mux)),
@@ -207,6 +222,79 @@ func (d *demo) crash(w http.ResponseWriter, r *http.Request) {
 	slog.InfoContext(r.Context(), "updating the order counts")
 	var orders map[string]int
 	orders["A-1042"]++ // assignment to entry in nil map
+}
+
+// crashKinds are the crashes /crash makes, by kind.
+var crashKinds = map[string]func(r *http.Request){
+	"goroutine": func(*http.Request) { go panicInGoroutine() },
+	"map":       func(*http.Request) { go writeMapConcurrently() },
+	"overflow":  func(*http.Request) { go recurse(0) },
+	"nil":       func(*http.Request) { go dereferenceNil(nil) },
+	"all": func(r *http.Request) {
+		n, err := strconv.Atoi(r.URL.Query().Get("n"))
+		if err != nil || n <= 0 {
+			n = 10000
+		}
+		go panicAmongMany(n)
+	},
+	"exit":      func(*http.Request) { os.Exit(3) },
+	"recovered": func(*http.Request) { panic("crash on purpose: a panic in the handler") },
+}
+
+// crashOnPurpose crashes the process as ?kind= says (see the package
+// documentation), once the response is on its way.
+func (d *demo) crashOnPurpose(w http.ResponseWriter, r *http.Request) {
+	kind := r.URL.Query().Get("kind")
+	crash, ok := crashKinds[kind]
+	if !ok {
+		kinds := make([]string, 0, len(crashKinds))
+		for k := range crashKinds {
+			kinds = append(kinds, k)
+		}
+		sort.Strings(kinds)
+		http.Error(w, "kind: one of "+strings.Join(kinds, ", "), http.StatusBadRequest)
+		return
+	}
+	slog.WarnContext(r.Context(), "crashing on purpose", "kind", kind)
+	w.WriteHeader(http.StatusAccepted)
+	fmt.Fprintln(w, "crashing:", kind)
+	http.NewResponseController(w).Flush()
+	crash(r)
+}
+
+func panicInGoroutine() { panic("crash on purpose: a panic in a goroutine") }
+
+func writeMapConcurrently() {
+	counts := map[int]int{}
+	for range 4 {
+		go func() {
+			for i := 0; ; i++ {
+				counts[i%100]++
+			}
+		}()
+	}
+	select {}
+}
+
+func recurse(depth int) int {
+	var frame [64]byte
+	frame[depth%64] = byte(depth)
+	return recurse(depth+1) + int(frame[1])
+}
+
+type order struct{ id string }
+
+func dereferenceNil(o *order) { fmt.Println(o.id) }
+
+// panicAmongMany panics with n goroutines waiting beside it, every one
+// of them in the crash output.
+func panicAmongMany(n int) {
+	block := make(chan struct{})
+	for range n {
+		go func() { <-block }()
+	}
+	debug.SetTraceback("all")
+	panic(fmt.Sprintf("crash on purpose: a panic among %d goroutines", n))
 }
 
 func (d *demo) hang(w http.ResponseWriter, r *http.Request) {

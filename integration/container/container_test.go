@@ -340,3 +340,25 @@ func (c *container) httpClient(timeout time.Duration) *http.Client {
 		Transport: &http.Transport{DialContext: c.dial, DisableKeepAlives: true},
 	}
 }
+
+// installCatalog installs a message catalog where journalctl looks for
+// local ones, /usr/local/lib/systemd/catalog/, and rebuilds journalctl's
+// database (journalctl --update-catalog), as an administrator does. The
+// host's /usr, which the container boots, is read-only: there a tmpfs
+// of the container's own is mounted on /usr/local/lib first.
+func (c *container) installCatalog(hostPath string) error {
+	data, err := os.ReadFile(hostPath)
+	if err != nil {
+		return err
+	}
+	const dir = "/usr/local/lib/systemd/catalog"
+	if _, err := c.exec("sh", "-c", "mkdir -p "+dir+" 2>/dev/null || "+
+		"{ mount -t tmpfs -o mode=0755 tmpfs /usr/local/lib && mkdir -p "+dir+"; }"); err != nil {
+		return err
+	}
+	if err := c.writeFile(dir+"/"+filepath.Base(hostPath), data); err != nil {
+		return err
+	}
+	_, err = c.exec("journalctl", "--update-catalog")
+	return err
+}

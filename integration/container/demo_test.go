@@ -476,6 +476,11 @@ func TestPanicRestarts(t *testing.T) {
 	if n := count(dead, func(e entry) bool { return e.Get("_TRANSPORT") == "stdout" }); n != 0 {
 		t.Errorf("%d stdout/stderr entries from the panicking process:\n%s", n, dump(dead))
 	}
+	// One crit entry for the death, the unit's whole: the crash watcher
+	// writes none for a panic service recovered.
+	if n := count(entries, atCrit); n != 1 {
+		t.Errorf("%d entries at crit or worse under the unit, want 1:\n%s", n, dump(filter(entries, atCrit)))
+	}
 }
 
 // TestWatchdogRestartsHungService: once /hang blocks the health check,
@@ -512,6 +517,13 @@ func TestWatchdogRestartsHungService(t *testing.T) {
 	}
 	if n := count(hung, func(e entry) bool { return e.Get("_TRANSPORT") == "stdout" }); n != 0 {
 		t.Errorf("%d stdout/stderr entries from the hung process:\n%s", n, dump(hung))
+	}
+	// One crit entry for the death, the unit's whole: systemd sends the
+	// watchdog's SIGABRT to every process of the unit, and the crash
+	// watcher, which ignores it, writes none for a process that service
+	// ended itself.
+	if n := count(entries, atCrit); n != 1 {
+		t.Errorf("%d entries at crit or worse under the unit, want 1:\n%s", n, dump(filter(entries, atCrit)))
 	}
 }
 

@@ -54,6 +54,10 @@ var busFiles = []struct{ host, container string }{
 	{"../../cmd/newstyle-demo/" + busName + ".conf", "/etc/dbus-1/system.d/" + busName + ".conf"},
 }
 
+// catalogFile is the module's message catalog, which journalctl -x shows
+// for the module's entries, installed as the demo's instructions say.
+const catalogFile = "../../catalog/newstyle.catalog"
+
 // busName is the demo's D-Bus name (BusName=, NEWSTYLE_BUS_NAME).
 const busName = "io.github.newstyle_go.Demo1"
 
@@ -149,6 +153,9 @@ func run(m *testing.M) (code int) {
 		if _, err := c.exec(args...); err != nil {
 			return fail("%v", err)
 		}
+	}
+	if err := c.installCatalog(catalogFile); err != nil {
+		return fail("installing %s: %v", catalogFile, err)
 	}
 	// Enabled, as installed for good: a unit another one wants stays
 	// loaded when it stops, so systemctl show still tells how it ended
