@@ -3,8 +3,6 @@ package newstyle
 import (
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 
 	sdjournal "github.com/coreos/go-systemd/v22/journal"
 
@@ -14,14 +12,20 @@ import (
 // goos is runtime.GOOS; the tests change it.
 var goos = runtime.GOOS
 
-// EnvTarget is the environment variable that forces the target:
-// "journal", "stdout", or "auto" (the same as unset).
+// EnvTarget is the environment variable that forces the target: journal,
+// stdout (or console), null, or auto (the same as unset); see
+// ParseTarget. It is the operator's word, given in the unit file, and
+// wins over Options.Target. Any other value is ignored, and said in the
+// Detection.
 const EnvTarget = "NEWSTYLE_LOG_TARGET"
 
 // Detection is what NewHandler chose, and why, in words for a person.
 type Detection struct {
-	Target Target // TargetJournal or TargetStdout
+	Target Target // TargetJournal, TargetStdout or TargetNull
 	Reason string
+	// Forced: the target was given (NEWSTYLE_LOG_TARGET,
+	// Options.Target, SetTarget), not chosen by the automatic rule.
+	Forced bool
 }
 
 func (d Detection) String() string { return d.Target.String() + ": " + d.Reason }
@@ -31,40 +35,45 @@ func (d Detection) String() string { return d.Target.String() + ": " + d.Reason 
 func Detect() Detection {
 	w, err := journal.NewWriter(&journal.WriterOptions{})
 	if err != nil {
-		return Detection{Target: TargetStdout, Reason: err.Error()}
+		return Detection{Target: TargetStdout, Reason: "the journal cannot be used: " + err.Error()}
 	}
 	defer w.Close()
 	return detect(TargetAuto, w)
 }
 
+// envTarget reads EnvTarget: the target it forces (TargetAuto: none),
+// and the error of a value it cannot read.
+func envTarget() (Target, error) {
+	v, ok := os.LookupEnv(EnvTarget)
+	if !ok || v == "" {
+		return TargetAuto, nil
+	}
+	return ParseTarget(v)
+}
+
 // detect applies the rule: the environment, then the option, then
-// JOURNAL_STREAM against stderr and a probe of journald's socket.
+// JOURNAL_STREAM against stderr and a probe of journald's socket (w is
+// nil when the journal cannot be used).
 func detect(opt Target, w *journal.Writer) Detection {
-	switch v := os.Getenv(EnvTarget); strings.ToLower(v) {
-	case "journal":
-		return Detection{Target: TargetJournal, Reason: EnvTarget + "=" + v}
-	case "stdout":
-		return Detection{Target: TargetStdout, Reason: EnvTarget + "=" + v}
-	case "", "auto":
-		return detectOption(opt, w)
-	default:
+	env, err := envTarget()
+	if env != TargetAuto {
+		return Detection{Target: env, Reason: EnvTarget + "=" + os.Getenv(EnvTarget), Forced: true}
+	}
+	d := detectOption(opt, w)
+	if err != nil {
 		// A typo must not silently change where logs go, nor stop the
 		// program: decide as if unset, and say so.
-		d := detectOption(opt, w)
-		d.Reason += " (" + EnvTarget + "=" + strconv.Quote(v) + " is not journal, stdout or auto: ignored)"
-		return d
+		d.Reason += " (" + EnvTarget + ": " + err.Error() + "; ignored)"
 	}
+	return d
 }
 
 // detectOption applies the rule after the environment.
 func detectOption(opt Target, w *journal.Writer) Detection {
 	switch opt {
-	case TargetJournal:
-		return Detection{Target: TargetJournal, Reason: "Options.Target is TargetJournal"}
-	case TargetStdout:
-		return Detection{Target: TargetStdout, Reason: "Options.Target is TargetStdout"}
+	case TargetJournal, TargetStdout, TargetNull:
+		return Detection{Target: opt, Reason: "Options.Target is " + opt.String(), Forced: true}
 	}
-
 	if goos != "linux" {
 		return Detection{Target: TargetStdout, Reason: "journald exists only on Linux, and this is " + goos}
 	}
@@ -77,6 +86,9 @@ func detectOption(opt Target, w *journal.Writer) Detection {
 	// must not take it for its own.
 	if ok, err := sdjournal.StderrIsJournalStream(); !ok || err != nil {
 		return Detection{Target: TargetStdout, Reason: "JOURNAL_STREAM=" + stream + " is not stderr: output was redirected"}
+	}
+	if w == nil {
+		return Detection{Target: TargetStdout, Reason: "stderr is the journal, but no journal Writer could be made"}
 	}
 	if err := w.Probe(); err != nil {
 		return Detection{Target: TargetStdout, Reason: "stderr is the journal, but its socket is unreachable: " + err.Error()}

@@ -12,6 +12,7 @@ import (
 	"github.com/newstyle-go/newstyle/internal/testutil"
 	"github.com/newstyle-go/newstyle/journal"
 	"github.com/newstyle-go/newstyle/journaltest"
+	"github.com/newstyle-go/newstyle/slogopts"
 )
 
 // A thousand loggers cost one socket; closing them, or dropping them,
@@ -127,7 +128,7 @@ func TestContextAttrs(t *testing.T) {
 	ctx := testutil.WithTrace(context.Background(), tr)
 
 	srv := journaltest.NewServer(t)
-	h := NewHandler(&Options{Target: TargetJournal, SocketPath: srv.Path(), ContextAttrs: testutil.TraceAttrs, Stdout: &bytes.Buffer{}})
+	h := NewHandler(&Options{Target: TargetJournal, SocketPath: srv.Path(), HandlerOptions: slogopts.HandlerOptions{ContextAttrs: testutil.TraceAttrs}, Stdout: &bytes.Buffer{}})
 	defer h.Close()
 	l := slog.New(h).WithGroup("req")
 	l.InfoContext(ctx, "traced", "id", 7)
@@ -148,7 +149,7 @@ func TestContextAttrs(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	slog.New(NewHandler(&Options{Target: TargetStdout, Stdout: &out, ContextAttrs: testutil.TraceAttrs})).WithGroup("req").InfoContext(ctx, "traced", "id", 7)
+	slog.New(NewHandler(&Options{Target: TargetStdout, Stdout: &out, HandlerOptions: slogopts.HandlerOptions{ContextAttrs: testutil.TraceAttrs}})).WithGroup("req").InfoContext(ctx, "traced", "id", 7)
 	if want := "<6>traced req.id=7 trace_id=" + tr.TraceID + " span_id=" + tr.SpanID + "\n"; out.String() != want {
 		t.Errorf("stdout %q, want %q", out.String(), want)
 	}

@@ -27,10 +27,10 @@ func TestOptionsNamespace(t *testing.T) {
 			opts.Target = TargetJournal
 			h := NewHandler(&opts)
 			defer h.Close()
-			if h.writer == nil {
+			if h.sw.writer == nil {
 				t.Fatalf("no journal Writer: %v", h.Detection())
 			}
-			if got := h.writer.SocketPath(); got != tt.want {
+			if got := h.sw.writer.SocketPath(); got != tt.want {
 				t.Errorf("Writer's SocketPath() = %q, want %q", got, tt.want)
 			}
 		})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/newstyle-go/newstyle/internal/testutil"
 	"github.com/newstyle-go/newstyle/journaltest"
+	"github.com/newstyle-go/newstyle/slogopts"
 )
 
 // The root Handler passes the standard library's conformance tests with
@@ -19,7 +20,7 @@ func TestSlogtest(t *testing.T) {
 		var srv *journaltest.Server
 		slogtest.Run(t, func(t *testing.T) slog.Handler {
 			srv = journaltest.NewServer(t)
-			h := NewHandler(&Options{Target: TargetJournal, SocketPath: srv.Path(), TimeField: "TIME", Stdout: &bytes.Buffer{}})
+			h := NewHandler(&Options{Target: TargetJournal, SocketPath: srv.Path(), HandlerOptions: slogopts.HandlerOptions{TimeField: "TIME"}, Stdout: &bytes.Buffer{}})
 			t.Cleanup(func() { h.Close() })
 			return h
 		}, func(t *testing.T) map[string]any {
@@ -34,7 +35,7 @@ func TestSlogtest(t *testing.T) {
 		var buf *bytes.Buffer
 		slogtest.Run(t, func(t *testing.T) slog.Handler {
 			buf = new(bytes.Buffer)
-			return NewHandler(&Options{Target: TargetStdout, Stdout: buf, TimeField: slog.TimeKey})
+			return NewHandler(&Options{Target: TargetStdout, Stdout: buf, HandlerOptions: slogopts.HandlerOptions{TimeField: slog.TimeKey}})
 		}, func(t *testing.T) map[string]any {
 			l, err := testutil.ParseLine(buf.String())
 			if err != nil {

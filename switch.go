@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/newstyle-go/newstyle/journal"
+	"github.com/newstyle-go/newstyle/stdoutfallback"
 )
 
 // retryInterval is how often a Handler that fell back to stdout tries the
@@ -17,43 +18,44 @@ import (
 // a journald that is stuck (up to the Writer's send timeout).
 var retryInterval = time.Second
 
-// switcher is the journal-or-stdout state shared by the Handlers derived
-// from one NewHandler.
+// switcher is what the Handlers derived from one NewHandler share: where
+// records go, the journal's Writer, and the state of the run-time
+// fallback to stdout.
 type switcher struct {
-	// target is where records go (a Target: TargetJournal, TargetStdout
-	// or TargetNull), read by every Handle. It is TargetJournal only
-	// once side is set.
+	// target is where records go (TargetJournal, TargetStdout or
+	// TargetNull), read by every Handle; TargetJournal only while open
+	// with a Writer.
 	target atomic.Int32
-	// side is the journal's Writer and Handler, nil until the journal
-	// was a target; makeJournal makes it. setMu serialises SetTarget.
-	side        atomic.Pointer[journalSide]
-	makeJournal func() (*journalSide, error)
-	setMu       sync.Mutex
-	closed      bool // Close was called: no journal side is made any more
+	// down: the journal failed, and records go to stdout until it is
+	// tried again (at nextTry), read by every Handle to the journal.
+	down atomic.Bool
 
-	// The reports go through the handlers NewHandler made (side's and
-	// this one), not through a derived one that carries its own
-	// attributes and groups.
-	fallback slog.Handler
+	// Made by NewHandler, never changed.
+	writer    *journal.Writer // nil when it could not be made
+	writerErr error           // why
+	journal   slog.Handler    // NewHandler's, for the reports
+	fallback  slog.Handler    // NewHandler's, for the reports
+	stdout    *stdoutfallback.Handler
+	detection Detection
 
-	mu       sync.Mutex
-	down     bool      // records go to stdout
+	mu       sync.Mutex // guards the rest; SetTarget and Close take it
+	closed   bool
 	nextTry  time.Time // when down: when to try the journal again
-	failures uint64    // records written to stdout because the journal failed
+	onStdout uint64    // records written to stdout while the journal was the target, not reported yet
+	fellBack uint64    // all of them, for Stats
 }
 
 func (s *switcher) handle(ctx context.Context, jh, fh slog.Handler, r slog.Record) error {
-	try, wasDown, onStdout := s.tryJournal()
-	if !try {
-		s.count()
-		return fh.Handle(ctx, r)
-	}
 	var err error
-	if wasDown {
+	if s.down.Load() {
+		onStdout, retry := s.retryDue()
+		if !retry {
+			s.count()
+			return fh.Handle(ctx, r)
+		}
 		// The way back is reported before the record that takes it, so
 		// that the journal reads in order.
-		err = report(ctx, s.side.Load().handler, slog.LevelInfo, "newstyle: the journal can be reached again; logging to it", nil, onStdout)
-		if err == nil {
+		if err = report(ctx, s.journal, slog.LevelInfo, "newstyle: the journal can be reached again; logging to it", nil, onStdout); err == nil {
 			s.up(onStdout)
 		}
 	}
@@ -80,25 +82,24 @@ func switches(err error) bool {
 	return errors.Is(err, journal.ErrUnavailable) || errors.Is(err, journal.ErrTimeout) || errors.Is(err, journal.ErrClosed)
 }
 
-// tryJournal reports whether this record goes to the journal first, and
-// if so whether the journal was down, with how many records went to
-// stdout meanwhile.
-func (s *switcher) tryJournal() (try, wasDown bool, onStdout uint64) {
+// retryDue reports whether the journal, which is down, is to be tried
+// again now, and how many records went to stdout meanwhile.
+func (s *switcher) retryDue() (onStdout uint64, retry bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.down {
-		return true, false, 0
-	}
 	if now := time.Now(); now.After(s.nextTry) {
 		s.nextTry = now.Add(retryInterval)
-		return true, true, s.failures
+		return s.onStdout, true
 	}
-	return false, true, 0
+	return 0, false
 }
 
+// count counts a record written to stdout while the journal was the
+// target.
 func (s *switcher) count() {
 	s.mu.Lock()
-	s.failures++
+	s.onStdout++
+	s.fellBack++
 	s.mu.Unlock()
 }
 
@@ -106,12 +107,11 @@ func (s *switcher) count() {
 // worked is reported, on stdout.
 func (s *switcher) fail(ctx context.Context, err error) {
 	s.mu.Lock()
-	s.failures++
-	first := !s.down
-	s.down = true
+	s.onStdout++
+	s.fellBack++
 	s.nextTry = time.Now().Add(retryInterval)
 	s.mu.Unlock()
-	if first {
+	if !s.down.Swap(true) {
 		_ = report(ctx, s.fallback, slog.LevelWarn, "newstyle: the journal cannot be reached; logging to stdout until it can", err, 0)
 	}
 }
@@ -121,9 +121,9 @@ func (s *switcher) fail(ctx context.Context, err error) {
 // since stay counted for the next report.
 func (s *switcher) up(reported uint64) {
 	s.mu.Lock()
-	s.down = false
-	s.failures -= reported
+	s.onStdout -= reported
 	s.mu.Unlock()
+	s.down.Store(false)
 }
 
 func report(ctx context.Context, h slog.Handler, l slog.Level, msg string, err error, onStdout uint64) error {
@@ -139,30 +139,22 @@ func report(ctx context.Context, h slog.Handler, l slog.Level, msg string, err e
 
 // setTarget is Handler.SetTarget.
 func (s *switcher) setTarget(t Target) (Detection, error) {
-	s.setMu.Lock()
-	defer s.setMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var d Detection
 	switch t {
 	case TargetStdout, TargetNull:
-		d = Detection{Target: t, Reason: "SetTarget(" + t.String() + ")"}
+		d = Detection{Target: t, Reason: "SetTarget(" + t.String() + ")", Forced: true}
 	case TargetJournal, TargetAuto:
-		if s.closed {
+		switch {
+		case s.closed:
 			return Detection{}, fmt.Errorf("newstyle: SetTarget(%s): %w", t, journal.ErrClosed)
-		}
-		side := s.side.Load()
-		if side == nil {
-			var err error
-			if side, err = s.makeJournal(); err != nil {
-				// Tried again at the next call: nothing is kept of a
-				// failure.
-				return Detection{}, fmt.Errorf("newstyle: SetTarget(%s): %w", t, err)
-			}
-			s.side.Store(side)
-		}
-		if t == TargetJournal {
-			d = Detection{Target: TargetJournal, Reason: "SetTarget(journal)"}
-		} else {
-			d = detectOption(TargetAuto, side.writer)
+		case s.writer == nil:
+			return Detection{}, fmt.Errorf("newstyle: SetTarget(%s): %w", t, s.writerErr)
+		case t == TargetJournal:
+			d = Detection{Target: TargetJournal, Reason: "SetTarget(journal)", Forced: true}
+		default:
+			d = detectOption(TargetAuto, s.writer)
 		}
 	default:
 		return Detection{}, fmt.Errorf("%w: %d", ErrInvalidTarget, int(t))
@@ -172,14 +164,17 @@ func (s *switcher) setTarget(t Target) (Detection, error) {
 }
 
 // close marks the Handlers closed and moves them off the journal; it
-// returns the journal's side, for the caller to close outside the lock,
-// so that SetTarget never waits behind a Close.
-func (s *switcher) close() *journalSide {
-	s.setMu.Lock()
-	defer s.setMu.Unlock()
+// returns the journal's Writer, for the caller to close outside the
+// lock, so that SetTarget never waits behind a Close.
+func (s *switcher) close() *journal.Writer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
 	s.closed = true
 	if Target(s.target.Load()) == TargetJournal {
 		s.target.Store(int32(TargetStdout))
 	}
-	return s.side.Load()
+	return s.writer
 }

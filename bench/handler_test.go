@@ -11,6 +11,7 @@ import (
 
 	"github.com/newstyle-go/newstyle"
 	"github.com/newstyle-go/newstyle/journal"
+	"github.com/newstyle-go/newstyle/slogopts"
 )
 
 // The slog benchmarks log the workload (workload_test.go) through a
@@ -179,7 +180,7 @@ var handlerCases = []handlerCase{
 	{"newstyle", func(tb testing.TB) *slog.Logger { return newstyleLogger(tb, nil) }, newstyleArgs, newstyleExtras},
 	{"newstyle-LogAttrs", func(tb testing.TB) *slog.Logger { return newstyleLogger(tb, nil) }, newstyleAttrs, newstyleExtras},
 	{"newstyle-AddSource", func(tb testing.TB) *slog.Logger {
-		return newstyleLogger(tb, &journal.HandlerOptions{AddSource: true})
+		return newstyleLogger(tb, &journal.HandlerOptions{HandlerOptions: slogopts.HandlerOptions{AddSource: true}})
 	}, newstyleAttrs, newstyleSourceExtras},
 	{"newstyle-NewLogger", rootLogger, newstyleAttrs, newstyleExtras},
 	{"slog-journal", newSlogJournal, slogJournalArgs, slogJournalExtras},
@@ -385,7 +386,7 @@ func TestHandlerAllocations(t *testing.T) {
 		log    func(context.Context, *slog.Logger, *slogValues)
 	}{
 		{"newstyle-LogAttrs", newstyleLogger(t, nil), newstyleAttrs},
-		{"newstyle-AddSource", newstyleLogger(t, &journal.HandlerOptions{AddSource: true}), newstyleAttrs},
+		{"newstyle-AddSource", newstyleLogger(t, &journal.HandlerOptions{HandlerOptions: slogopts.HandlerOptions{AddSource: true}}), newstyleAttrs},
 		{"newstyle-NewLogger", rootLogger(t), newstyleAttrs},
 		{"disabled newstyle-LogAttrs", newstyleLogger(t, nil), newstyleDebugAttrs},
 		{"disabled newstyle-NewLogger LogAttrs", rootLogger(t), newstyleDebugAttrs},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/newstyle-go/newstyle"
 	"github.com/newstyle-go/newstyle/journal"
+	"github.com/newstyle-go/newstyle/slogopts"
 	"github.com/newstyle-go/newstyle/stdoutfallback"
 )
 
@@ -292,7 +293,7 @@ func (r *report) stdoutLine(pid int, limit int) []byte {
 // a record at crit.
 func (r *report) formatLine(pid int) []byte {
 	var buf bytes.Buffer
-	h := stdoutfallback.NewHandler(&buf, &stdoutfallback.HandlerOptions{Level: newstyle.LevelCritical, WriteTimeout: -1})
+	h := stdoutfallback.NewHandler(&buf, &stdoutfallback.HandlerOptions{HandlerOptions: slogopts.HandlerOptions{Level: newstyle.LevelCritical}, WriteTimeout: -1})
 	rec := slog.NewRecord(time.Time{}, newstyle.LevelCritical, r.message, 0)
 	rec.AddAttrs(slog.String("MESSAGE_ID", MessageID), slog.Int(FieldPID, pid))
 	if cut := r.cut(); cut > 0 {

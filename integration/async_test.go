@@ -136,11 +136,11 @@ func TestAsyncManyGoroutines(t *testing.T) {
 
 // TestAsyncStoppedJournald stops journald with SIGSTOP under an
 // asynchronous Writer: its queue fills, and then Send times out (Block)
-// or drops at once (DropNewest). Once journald reads again, every entry
+// or drops at once (OnFullDropNewest). Once journald reads again, every entry
 // that Send queued is in the journal, and none that it refused.
 func TestAsyncStoppedJournald(t *testing.T) {
 	t.Run("Block", testAsyncStoppedBlock)
-	t.Run("DropNewest", testAsyncStoppedDropNewest)
+	t.Run("OnFullDropNewest", testAsyncStoppedDropNewest)
 }
 
 // gsKey names an entry by goroutine and number.
@@ -320,7 +320,7 @@ func testAsyncStoppedDropNewest(t *testing.T) {
 	w := newWriter(t, journal.WriterOptions{
 		SyslogIdentifier: ident,
 		SendTimeout:      sendTimeout,
-		Async:            &journal.AsyncOptions{QueueBytes: queueBytes, OnFull: journal.DropNewest},
+		Async:            &journal.AsyncOptions{QueueBytes: queueBytes, OnFull: journal.OnFullDropNewest},
 	})
 	pad := journal.Field{Name: "PAD", Value: bytes.Repeat([]byte("p"), 1<<10)}
 	resume := stopSystemJournald(t)
@@ -365,7 +365,7 @@ func testAsyncStoppedDropNewest(t *testing.T) {
 			t.Errorf("goroutine %d: Send: %v, want nil or ErrDropped", g, r.err)
 		}
 		if r.slowest > bound {
-			t.Errorf("goroutine %d: a DropNewest Send took %v", g, r.slowest)
+			t.Errorf("goroutine %d: a OnFullDropNewest Send took %v", g, r.slowest)
 		}
 		for _, seq := range r.ok {
 			want[gsKey{g, seq}] = true

@@ -109,7 +109,7 @@ func TestFieldsRoundTrip(t *testing.T) {
 			fields := tt.fields
 			if tt.identField {
 				opts.SyslogIdentifier = "not-" + ident
-				fields = append(slices.Clone(fields), journal.SyslogIdentifier(ident))
+				fields = append(slices.Clone(fields), journal.StringField("SYSLOG_IDENTIFIER", ident))
 			}
 			w := newWriter(t, opts)
 			if err := w.Send(tt.message, tt.priority, fields...); err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/newstyle-go/newstyle"
 	"github.com/newstyle-go/newstyle/internal/testutil"
+	"github.com/newstyle-go/newstyle/slogopts"
 )
 
 // The slog loggers of the root package against the real journald: fields
@@ -95,8 +96,7 @@ func TestLoggerFields(t *testing.T) {
 	logger := newstyle.NewLogger(&newstyle.Options{
 		Target:           newstyle.TargetJournal,
 		SyslogIdentifier: ident,
-		AddSource:        true,
-		Level:            slog.LevelDebug,
+		HandlerOptions:   slogopts.HandlerOptions{AddSource: true, Level: slog.LevelDebug},
 		Stdout:           failWriter{t},
 	}).With("component", "billing")
 
@@ -269,7 +269,7 @@ func TestLoggerTraceback(t *testing.T) {
 	t.Run("StackLevel and an error's stack", func(t *testing.T) {
 		ident := uniqueIdent(t)
 		logger := newstyle.NewLogger(&newstyle.Options{
-			Target: newstyle.TargetJournal, SyslogIdentifier: ident, StackLevel: slog.LevelError, Stdout: failWriter{t},
+			Target: newstyle.TargetJournal, SyslogIdentifier: ident, HandlerOptions: slogopts.HandlerOptions{StackLevel: slog.LevelError}, Stdout: failWriter{t},
 		})
 		errStack := []byte("the error's own stack\n\tline 2\n")
 		logger.Warn("below StackLevel")
@@ -370,7 +370,7 @@ func runChild(mode string) int {
 		logger := newstyle.NewLogger(&newstyle.Options{
 			Target:           newstyle.TargetStdout,
 			SyslogIdentifier: ident,
-			Level:            slog.LevelDebug,
+			HandlerOptions:   slogopts.HandlerOptions{Level: slog.LevelDebug},
 			Stdout:           io.MultiWriter(os.Stdout, copyFile),
 		})
 		logStdoutRecords(logger)

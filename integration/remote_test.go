@@ -26,6 +26,7 @@ import (
 	"github.com/newstyle-go/newstyle"
 	"github.com/newstyle-go/newstyle/internal/testutil"
 	"github.com/newstyle-go/newstyle/journal"
+	"github.com/newstyle-go/newstyle/slogopts"
 )
 
 // systemd's way to collect journals from many machines: journal-upload
@@ -135,7 +136,7 @@ func TestRemoteJournal(t *testing.T) {
 	h := newstyle.NewHandler(&newstyle.Options{
 		Target:           newstyle.TargetJournal,
 		SyslogIdentifier: ident,
-		ContextAttrs:     remoteTraceAttrs,
+		HandlerOptions:   slogopts.HandlerOptions{ContextAttrs: remoteTraceAttrs},
 		Stdout:           failWriter{t},
 	})
 	t.Cleanup(func() { _ = h.Close() })

@@ -209,7 +209,7 @@ func TestRootLoggerSurvivesJournaldRestart(t *testing.T) {
 	t.Logf("ran %v, killed at %v (seq %d), new journald up at %v (seq %d); %d switch report(s) on stdout, "+
 		"%d way-back report(s) in the journal (records_on_stdout %v); Writer %+v; stdout dropped %d; missing seqs %v",
 		ranFor.Round(time.Millisecond), killedAt.Round(time.Millisecond), seqAfterKill, upAt.Round(time.Millisecond), seqAtRestart,
-		switchReports, backReports, reportedOnStdout, st, h.Dropped(), firstSeqs(missing, 20))
+		switchReports, backReports, reportedOnStdout, st, h.Stats().StdoutTimeouts, firstSeqs(missing, 20))
 
 	if len(onStdout) == 0 || switchReports == 0 {
 		t.Errorf("%d records and %d switch reports on stdout: the logger never fell back", len(onStdout), switchReports)
@@ -222,7 +222,7 @@ func TestRootLoggerSurvivesJournaldRestart(t *testing.T) {
 	}
 	// Records that go to stdout while the way back is being reported are
 	// left for a later report: the reports may say fewer, never more.
-	if sum := sumInts(reportedOnStdout); sum > len(onStdout)+int(h.Dropped()) {
+	if sum := sumInts(reportedOnStdout); sum > len(onStdout)+int(h.Stats().StdoutTimeouts) {
 		t.Errorf("the way-back reports count %d records on stdout, but %d are there", sum, len(onStdout))
 	}
 	if len(missing) > maxLost {

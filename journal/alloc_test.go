@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newstyle-go/newstyle/internal/testutil"
+	"github.com/newstyle-go/newstyle/slogopts"
 )
 
 // sink binds a datagram socket and reads it in a goroutine that allocates
@@ -121,8 +122,8 @@ func TestHandlerAllocations(t *testing.T) {
 	}
 	w := newTestWriter(t, sink(t), WriterOptions{})
 	l := slog.New(NewHandler(w, nil))
-	ls := slog.New(NewHandler(w, &HandlerOptions{AddSource: true}))
-	lt := slog.New(NewHandler(w, &HandlerOptions{ContextAttrs: testutil.TraceAttrs}))
+	ls := slog.New(NewHandler(w, &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{AddSource: true}}))
+	lt := slog.New(NewHandler(w, &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{ContextAttrs: testutil.TraceAttrs}}))
 	ctx := context.Background()
 	tctx := testutil.WithTrace(ctx, &testutil.Trace{TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7"})
 	tests := []struct {

@@ -17,14 +17,15 @@ import (
 type OnFull int
 
 const (
-	// Block waits for room, at most SendTimeout, then returns ErrTimeout.
-	// Nothing is lost while journald only stalls for less than that.
-	Block OnFull = iota
-	// DropNewest drops the entry at once: Send returns ErrDropped, Stats
+	// OnFullBlock waits for room, at most SendTimeout, then returns
+	// ErrTimeout. Nothing is lost while journald only stalls for less
+	// than that.
+	OnFullBlock OnFull = iota
+	// OnFullDropNewest drops the entry at once: Send returns ErrDropped, Stats
 	// counts it, and as soon as the queue has room again the Writer sends
 	// an entry of its own that reports how many were dropped (see
 	// DroppedMessageID).
-	DropNewest
+	OnFullDropNewest
 )
 
 // Defaults of AsyncOptions.
@@ -33,19 +34,24 @@ const (
 	DefaultLinger     = time.Millisecond
 )
 
-// NoSyncPriority, as AsyncOptions.SyncPriority, makes no Send wait for
-// delivery.
-const NoSyncPriority Priority = -1
+// Values of AsyncOptions.SyncPriority that its zero value cannot say.
+const (
+	// NoSyncPriority makes no Send wait for delivery.
+	NoSyncPriority Priority = -1
+	// SyncEmergOnly makes Sends at PriEmerg alone wait for delivery
+	// (PriEmerg is the zero value, which means the default, PriErr).
+	SyncEmergOnly Priority = -2
+)
 
 // DroppedMessageID is the MESSAGE_ID of the entry an asynchronous Writer
-// sends after it dropped entries (OnFull DropNewest, or entries it could
+// sends after it dropped entries (OnFullDropNewest, or entries it could
 // not deliver): `journalctl MESSAGE_ID=7c4e1a0b54d74c1e9a2b6f3d8e5a1c42`
 // lists every such report. The entry has PRIORITY 4 (warning), the
 // Writer's SYSLOG_IDENTIFIER, a MESSAGE that says how many entries were
 // lost since the last report, and that number in NEWSTYLE_DROPPED.
 const DroppedMessageID = "7c4e1a0b54d74c1e9a2b6f3d8e5a1c42"
 
-// ErrDropped: an asynchronous Writer with OnFull DropNewest found its
+// ErrDropped: an asynchronous Writer with OnFullDropNewest found its
 // queue full and dropped the entry. It is counted (Stats.Dropped) and
 // reported in the journal.
 var ErrDropped = errors.New("journal: entry dropped: queue full")
@@ -80,12 +86,13 @@ type AsyncOptions struct {
 	// SyncPriority: Send returns only once journald has taken the entry
 	// (or SendTimeout passed) for entries at this priority or a more
 	// severe one (PRIORITY <= SyncPriority), so that an error logged just
-	// before a crash is in the journal. The zero value, PriEmerg, means
-	// the default, PriErr; NoSyncPriority makes no Send wait.
+	// before a crash is in the journal. The zero value (PriEmerg) means
+	// the default, PriErr; NoSyncPriority makes no Send wait, and
+	// SyncEmergOnly only those at PriEmerg.
 	SyncPriority Priority
 
-	// OnFull is what Send does when the queue is full: Block (the
-	// default) or DropNewest.
+	// OnFull is what Send does when the queue is full: OnFullBlock (the
+	// default) or OnFullDropNewest.
 	OnFull OnFull
 
 	// OnUndelivered, when not nil, is given each entry that journald did
@@ -193,8 +200,11 @@ func newAsyncQueue(w *Writer, o *AsyncOptions) *asyncQueue {
 	if q.linger == 0 {
 		q.linger = DefaultLinger
 	}
-	if q.syncPri == PriEmerg {
+	switch q.syncPri {
+	case PriEmerg:
 		q.syncPri = PriErr
+	case SyncEmergOnly:
+		q.syncPri = PriEmerg
 	}
 	return q
 }
@@ -208,7 +218,7 @@ func (q *asyncQueue) enqueue(entry []byte, pri Priority) error {
 	var expired <-chan time.Time // nil while Send may wait without bound
 	waited := false
 	for !q.closing && q.size() > 0 && q.size()+need > q.limit {
-		if q.onFull == DropNewest {
+		if q.onFull == OnFullDropNewest {
 			q.lost++
 			q.mu.Unlock()
 			q.w.stats.drop()

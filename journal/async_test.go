@@ -132,11 +132,11 @@ func TestAsyncBlockStall(t *testing.T) {
 	}
 }
 
-// DropNewest: a full queue drops at once; everything not counted as
+// OnFullDropNewest: a full queue drops at once; everything not counted as
 // dropped arrives, and an entry of the Writer's own reports the count.
 func TestAsyncDropNewestReports(t *testing.T) {
 	srv := journaltest.NewServer(t, journaltest.Version(252))
-	w := newAsyncWriter(t, srv.Path(), 5*time.Second, AsyncOptions{QueueBytes: 32 << 10, OnFull: DropNewest})
+	w := newAsyncWriter(t, srv.Path(), 5*time.Second, AsyncOptions{QueueBytes: 32 << 10, OnFull: OnFullDropNewest})
 	srv.Pause()
 	// Entries of 1 KiB, until 1,000 were dropped: journald's socket queue
 	// takes 10 datagrams of up to 256 KiB before the Writer's fills.
@@ -146,7 +146,7 @@ func TestAsyncDropNewestReports(t *testing.T) {
 		start := time.Now()
 		err := w.Send("maybe dropped", PriInfo, Field{Name: "G", Value: []byte("0")}, Field{Name: "SEQ", Value: strconv.AppendInt(nil, int64(i), 10)}, pad)
 		if took := time.Since(start); took > 100*time.Millisecond {
-			t.Fatalf("a DropNewest Send waited %v", took)
+			t.Fatalf("a OnFullDropNewest Send waited %v", took)
 		}
 		switch {
 		case err == nil:

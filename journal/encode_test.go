@@ -87,7 +87,7 @@ func TestCheckEntry(t *testing.T) {
 		wantIdent bool
 	}{
 		{name: "valid", pri: PriInfo, fields: []Field{StringField("A", "1")}},
-		{name: "own identifier", pri: PriInfo, fields: []Field{SyslogIdentifier("x")}, wantIdent: true},
+		{name: "own identifier", pri: PriInfo, fields: []Field{StringField("SYSLOG_IDENTIFIER", "x")}, wantIdent: true},
 		{name: "priority below 0", pri: -1, wantErr: ErrInvalidPriority},
 		{name: "priority above 7", pri: 8, wantErr: ErrInvalidPriority},
 		{name: "invalid name", pri: PriInfo, fields: []Field{StringField("a", "1")}, wantErr: ErrInvalidFieldName},

@@ -8,78 +8,28 @@ import (
 
 	"github.com/newstyle-go/newstyle/internal/buffer"
 	"github.com/newstyle-go/newstyle/internal/slogcore"
-)
-
-// The syslog levels slog does not name. They sit between and above slog's
-// own, four apart as slog's are, so that each has room for finer levels
-// around it; LevelPriority maps them to NOTICE, CRIT, ALERT and EMERG.
-const (
-	LevelNotice    slog.Level = slog.LevelInfo + 2   // 2: between Info and Warn
-	LevelCritical  slog.Level = slog.LevelError + 4  // 12
-	LevelAlert     slog.Level = slog.LevelError + 8  // 16
-	LevelEmergency slog.Level = slog.LevelError + 12 // 20
+	"github.com/newstyle-go/newstyle/slogopts"
 )
 
 // LevelPriority returns the syslog priority of any slog level, the
 // PRIORITY of its entry (and the <N> of its stdout line, in package
-// stdoutfallback). This is the one table of the module:
-//
-//	level < Info                 7 debug
-//	level == Info                6 info
-//	Info < level < Warn          5 notice   (LevelNotice)
-//	Warn <= level < Error        4 warning
-//	Error <= level < Error+4     3 err
-//	Error+4 <= level < Error+8   2 crit     (LevelCritical)
-//	Error+8 <= level < Error+12  1 alert    (LevelAlert)
-//	Error+12 <= level            0 emerg    (LevelEmergency)
-func LevelPriority(l slog.Level) Priority { return Priority(slogcore.Priority(l)) }
+// stdoutfallback), by the module's one table, at slogopts.Priority: Info
+// is PriInfo, Error PriErr, slogopts.LevelCritical PriCrit, and so on.
+func LevelPriority(l slog.Level) Priority { return Priority(slogopts.Priority(l)) }
 
 // DefaultTracebackField is the field a record's stack trace goes to.
 const DefaultTracebackField = "TRACEBACK"
 
 // HandlerOptions configure a Handler. The zero value is ready to use.
 type HandlerOptions struct {
-	// Level is the lowest level handled; nil means slog.LevelInfo.
-	Level slog.Leveler
-
-	// AddSource adds CODE_FILE, CODE_LINE and CODE_FUNC, from the
-	// record's program counter.
-	AddSource bool
-
-	// ReplaceAttr is called for every non-group attribute, with the names
-	// of the groups it is in, as in slog.HandlerOptions; and for the
-	// built-in ones with no groups: slog.MessageKey (a string),
-	// slog.LevelKey (a slog.Level), slog.SourceKey (a *slog.Source, with
-	// AddSource) and slog.TimeKey (with TimeField). Returning the zero
-	// Attr drops the attribute (for the level: no PRIORITY field).
-	ReplaceAttr func(groups []string, a slog.Attr) slog.Attr
+	// HandlerOptions are those every handler of the module takes: Level,
+	// AddSource, ReplaceAttr, StackLevel, ContextAttrs, TimeField and
+	// TracebackField (empty: DefaultTracebackField).
+	slogopts.HandlerOptions
 
 	// SyslogIdentifier is sent as SYSLOG_IDENTIFIER; empty means the
 	// Writer's (WriterOptions.SyslogIdentifier).
 	SyslogIdentifier string
-
-	// TracebackField names the field for stack traces; empty means
-	// DefaultTracebackField.
-	TracebackField string
-
-	// ContextAttrs, when not nil, is called in Handle with the record's
-	// context and a reusable slice, and appends the attributes the
-	// context gives (a trace's ids: see the otel module,
-	// github.com/newstyle-go/newstyle/otel). They are written after the
-	// record's own, outside any group WithGroup opened, by the same rules.
-	// Unset, it costs nothing; a hook that appends a handful of
-	// attributes without allocating keeps Handle free of allocations.
-	ContextAttrs func(ctx context.Context, dst []slog.Attr) []slog.Attr
-
-	// StackLevel, when not nil, captures the logging goroutine's stack for
-	// every record at or above it into the traceback field.
-	StackLevel slog.Leveler
-
-	// TimeField, when not empty, sends the record's time in that field
-	// (RFC 3339, nanoseconds). It is off by default: journald stamps
-	// every entry itself, and a value unique to each entry cannot share
-	// storage with other entries' values as repeated values do.
-	TimeField string
 }
 
 // Handler is a slog.Handler that sends each record to journald through a
@@ -94,7 +44,7 @@ type HandlerOptions struct {
 //	one field for each attribute, named by the rule below
 //
 // Levels map to priorities over the whole range of slog levels, as
-// LevelPriority shows.
+// LevelPriority shows (slogopts.Priority, the module's one table).
 //
 // An attribute's key becomes a field name: the names of its groups and
 // the key joined with '_'; ASCII letters in upper case; digits and '_'
@@ -170,13 +120,7 @@ func NewHandler(w *Writer, opts *HandlerOptions) *Handler {
 	if h.timeField != "" {
 		f.reserved = append(f.reserved, h.timeField)
 	}
-	h.core = slogcore.New(slogcore.Options{
-		Level:        opts.Level,
-		AddSource:    opts.AddSource,
-		ReplaceAttr:  opts.ReplaceAttr,
-		StackLevel:   opts.StackLevel,
-		ContextAttrs: opts.ContextAttrs,
-	}, f)
+	h.core = slogcore.New(opts.HandlerOptions, f)
 	return h
 }
 

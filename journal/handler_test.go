@@ -13,6 +13,7 @@ import (
 
 	"github.com/newstyle-go/newstyle/internal/testutil"
 	"github.com/newstyle-go/newstyle/journaltest"
+	"github.com/newstyle-go/newstyle/slogopts"
 )
 
 func TestLevelPriority(t *testing.T) {
@@ -22,12 +23,12 @@ func TestLevelPriority(t *testing.T) {
 	}{
 		{-100, PriDebug}, {slog.LevelDebug, PriDebug}, {-1, PriDebug},
 		{slog.LevelInfo, PriInfo},
-		{1, PriNotice}, {LevelNotice, PriNotice}, {3, PriNotice},
+		{1, PriNotice}, {slogopts.LevelNotice, PriNotice}, {3, PriNotice},
 		{slog.LevelWarn, PriWarning}, {7, PriWarning},
 		{slog.LevelError, PriErr}, {11, PriErr},
-		{LevelCritical, PriCrit}, {15, PriCrit},
-		{LevelAlert, PriAlert}, {19, PriAlert},
-		{LevelEmergency, PriEmerg}, {100, PriEmerg},
+		{slogopts.LevelCritical, PriCrit}, {15, PriCrit},
+		{slogopts.LevelAlert, PriAlert}, {19, PriAlert},
+		{slogopts.LevelEmergency, PriEmerg}, {100, PriEmerg},
 	}
 	for _, tt := range tests {
 		if got := LevelPriority(tt.level); got != tt.want {
@@ -132,7 +133,7 @@ func TestHandlerFields(t *testing.T) {
 			want: []string{"MESSAGE=m", "PRIORITY=3", "SYSLOG_IDENTIFIER=journal-test", "REQ_METHOD=GET", "REQ_URL_PATH=/", "INLINE=1"},
 		},
 		{
-			name: "WithAttrs then WithGroup", level: LevelCritical, msg: "m",
+			name: "WithAttrs then WithGroup", level: slogopts.LevelCritical, msg: "m",
 			with: func(h slog.Handler) slog.Handler {
 				return h.WithAttrs([]slog.Attr{slog.String("app", "shop")}).WithGroup("req").WithAttrs([]slog.Attr{slog.Int("id", 9)})
 			},
@@ -146,14 +147,14 @@ func TestHandlerFields(t *testing.T) {
 				"F_MESSAGE=forged", "F_PRIORITY=0", "F_SYSLOG_IDENTIFIER=x"},
 		},
 		{
-			name: "identifier and time options", level: LevelNotice, msg: "m",
-			opts:  &HandlerOptions{SyslogIdentifier: "web", TimeField: "time"},
+			name: "identifier and time options", level: slogopts.LevelNotice, msg: "m",
+			opts:  &HandlerOptions{SyslogIdentifier: "web", HandlerOptions: slogopts.HandlerOptions{TimeField: "time"}},
 			attrs: []slog.Attr{slog.Int("time", 1)},
 			want:  []string{"MESSAGE=m", "PRIORITY=5", "SYSLOG_IDENTIFIER=web", "TIME=2026-11-25T12:00:00.000000005Z", "F_TIME=1"},
 		},
 		{
 			name: "ReplaceAttr sees built-ins and groups", level: slog.LevelInfo, msg: "m",
-			opts: &HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			opts: &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 				switch {
 				case a.Key == slog.MessageKey:
 					return slog.String(a.Key, "replaced")
@@ -165,7 +166,7 @@ func TestHandlerFields(t *testing.T) {
 					return slog.String(a.Key, "in g")
 				}
 				return a
-			}},
+			}}},
 			attrs: []slog.Attr{slog.String("secret", "x"), slog.Group("g", slog.Int("n", 1))},
 			want:  []string{"MESSAGE=replaced", "PRIORITY=3", "SYSLOG_IDENTIFIER=journal-test", "G_N=in g"},
 		},
@@ -209,7 +210,7 @@ func (e stackErr) Stack() []byte { return []byte(e.stack) }
 
 func TestHandlerTraceback(t *testing.T) {
 	trace := strings.Repeat("main.f(...)\n\t/src/main.go:10\n", 40)
-	h, srv := handlerServer(t, &HandlerOptions{TracebackField: "stack"})
+	h, srv := handlerServer(t, &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{TracebackField: "stack"}})
 	logger := slog.New(h)
 	wrapped := errors.Join(errors.New("context"), stackErr{"disk full", trace})
 	logger.Error("write failed", "err", wrapped)
@@ -233,7 +234,7 @@ func TestHandlerTraceback(t *testing.T) {
 }
 
 func TestHandlerStackLevel(t *testing.T) {
-	h, srv := handlerServer(t, &HandlerOptions{StackLevel: slog.LevelError, AddSource: true})
+	h, srv := handlerServer(t, &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{StackLevel: slog.LevelError, AddSource: true}})
 	logger := slog.New(h)
 	logger.Warn("no stack")
 	logger.Error("with stack")
@@ -283,7 +284,7 @@ func TestSlogtest(t *testing.T) {
 	var srv *journaltest.Server
 	newHandler := func(t *testing.T) slog.Handler {
 		var h *Handler
-		h, srv = handlerServer(t, &HandlerOptions{TimeField: "TIME"})
+		h, srv = handlerServer(t, &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{TimeField: "TIME"}})
 		return h
 	}
 	result := func(t *testing.T) map[string]any {

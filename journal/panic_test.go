@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/newstyle-go/newstyle/internal/testutil"
+	"github.com/newstyle-go/newstyle/slogopts"
 )
 
 // A value whose method panics is written as log/slog writes it, and the
@@ -42,12 +43,12 @@ func TestHandlerPanickyValues(t *testing.T) {
 // The built-in attributes go through ReplaceAttr too: a message that
 // ReplaceAttr makes a panicking value does not lose the record.
 func TestHandlerPanickyReplacedMessage(t *testing.T) {
-	h, srv := handlerServer(t, &HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+	h, srv := handlerServer(t, &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 		if a.Key == slog.MessageKey {
 			return slog.Any(a.Key, testutil.PanicValuer{})
 		}
 		return a
-	}})
+	}}})
 	if err := h.Handle(context.Background(), slog.NewRecord(time.Time{}, slog.LevelInfo, "m", 0)); err != nil {
 		t.Fatal(err)
 	}

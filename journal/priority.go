@@ -1,6 +1,9 @@
 package journal
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+)
 
 // Priority is a syslog priority, the value of an entry's PRIORITY field.
 // Lower is more severe; journalctl -p filters by it.
@@ -39,3 +42,18 @@ var priorityFields = func() (f [8][]byte) {
 	}
 	return f
 }()
+
+// ParsePriority reads a priority by its syslog name, as String gives it
+// ("err", "info", …; systemd's log_level_from_string), or by its number,
+// "0" to "7". Anything else is an error matching ErrInvalidPriority.
+func ParsePriority(s string) (Priority, error) {
+	for p, name := range priorityNames {
+		if s == name {
+			return Priority(p), nil
+		}
+	}
+	if len(s) == 1 && s[0] >= '0' && s[0] <= '7' {
+		return Priority(s[0] - '0'), nil
+	}
+	return 0, fmt.Errorf("%w %q: emerg, alert, crit, err, warning, notice, info, debug, or 0 to 7", ErrInvalidPriority, s)
+}

@@ -20,7 +20,7 @@ type Stats struct {
 	Bytes   uint64      // the size of the datagrams it took, as encoded
 	Memfd   uint64      // datagrams passed as a memfd (or /dev/shm file)
 	Errors  ErrorCounts // entries not sent, by reason
-	Dropped uint64      // entries a full queue dropped (OnFull DropNewest)
+	Dropped uint64      // entries a full queue dropped (OnFullDropNewest)
 
 	// Reports counts the entries of the Writer's own that journald took:
 	// the reports of lost entries (DroppedMessageID) and of a callback's

@@ -2,7 +2,6 @@ package journal
 
 import (
 	"errors"
-	"runtime"
 	"strconv"
 	"syscall"
 )
@@ -42,32 +41,4 @@ func ErrnoField(err error) (Field, bool) {
 		return Field{}, false
 	}
 	return Field{Name: "ERRNO", Value: strconv.AppendUint(nil, uint64(errno), 10)}, true
-}
-
-// CodeFields returns CODE_FILE, CODE_LINE and CODE_FUNC for the program
-// counter pc, as returned by runtime.Callers or found in slog.Record.PC.
-// It returns nil when pc is 0 or unknown.
-func CodeFields(pc uintptr) []Field {
-	if pc == 0 {
-		return nil
-	}
-	frame, _ := runtime.CallersFrames([]uintptr{pc}).Next()
-	if frame.Function == "" {
-		return nil
-	}
-	return []Field{
-		StringField("CODE_FILE", frame.File),
-		{Name: "CODE_LINE", Value: strconv.AppendInt(nil, int64(frame.Line), 10)},
-		StringField("CODE_FUNC", frame.Function),
-	}
-}
-
-// SyslogIdentifier returns a SYSLOG_IDENTIFIER field; an empty name means
-// ProgramName(). A Writer adds one to every entry by itself (see
-// WriterOptions.SyslogIdentifier); this is for an entry that needs another.
-func SyslogIdentifier(name string) Field {
-	if name == "" {
-		name = ProgramName()
-	}
-	return StringField("SYSLOG_IDENTIFIER", name)
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -74,40 +72,5 @@ func TestErrnoField(t *testing.T) {
 				t.Fatalf("ErrnoField(%v) = %s=%s %v, want ERRNO=%s", tt.err, f.Name, f.Value, ok, tt.want)
 			}
 		})
-	}
-}
-
-func TestCodeFields(t *testing.T) {
-	pcs := make([]uintptr, 1)
-	runtime.Callers(1, pcs)
-	_, _, line, _ := runtime.Caller(0)
-	fields := CodeFields(pcs[0])
-	if len(fields) != 3 {
-		t.Fatalf("CodeFields = %v, want 3 fields", fields)
-	}
-	got := map[string]string{}
-	for _, f := range fields {
-		got[f.Name] = string(f.Value)
-	}
-	if !strings.HasSuffix(got["CODE_FILE"], "journal/wellknown_test.go") {
-		t.Errorf("CODE_FILE = %q", got["CODE_FILE"])
-	}
-	if got["CODE_LINE"] != strconv.Itoa(line-1) {
-		t.Errorf("CODE_LINE = %q, want %d", got["CODE_LINE"], line-1)
-	}
-	if got["CODE_FUNC"] != "github.com/newstyle-go/newstyle/journal.TestCodeFields" {
-		t.Errorf("CODE_FUNC = %q", got["CODE_FUNC"])
-	}
-	if CodeFields(0) != nil {
-		t.Error("CodeFields(0) is not nil")
-	}
-}
-
-func TestSyslogIdentifier(t *testing.T) {
-	if f := SyslogIdentifier("web"); f.Name != "SYSLOG_IDENTIFIER" || string(f.Value) != "web" {
-		t.Errorf("SyslogIdentifier(web) = %s=%s", f.Name, f.Value)
-	}
-	if f := SyslogIdentifier(""); string(f.Value) != ProgramName() || len(f.Value) == 0 {
-		t.Errorf("SyslogIdentifier(\"\") = %q, want the program name %q", f.Value, ProgramName())
 	}
 }

@@ -67,7 +67,7 @@ func TestSendRoundTrip(t *testing.T) {
 		},
 		{
 			name: "own identifier replaces the default", message: "m", pri: PriNotice,
-			fields: []Field{StringField("A", "1"), SyslogIdentifier("other")},
+			fields: []Field{StringField("A", "1"), StringField("SYSLOG_IDENTIFIER", "other")},
 			want:   []string{"MESSAGE=m", "PRIORITY=5", "A=1", "SYSLOG_IDENTIFIER=other"},
 		},
 		{

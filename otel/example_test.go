@@ -6,6 +6,7 @@ import (
 
 	"github.com/newstyle-go/newstyle"
 	"github.com/newstyle-go/newstyle/otel"
+	"github.com/newstyle-go/newstyle/slogopts"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -14,9 +15,9 @@ import (
 // TRACE_ID, SPAN_ID and TRACE_FLAGS.
 func Example() {
 	logger := newstyle.NewLogger(&newstyle.Options{
-		Target:       newstyle.TargetStdout,
-		Stdout:       os.Stdout,
-		ContextAttrs: otel.ContextAttrs,
+		Target:         newstyle.TargetStdout,
+		Stdout:         os.Stdout,
+		HandlerOptions: slogopts.HandlerOptions{ContextAttrs: otel.ContextAttrs},
 	})
 
 	sc := trace.NewSpanContext(trace.SpanContextConfig{

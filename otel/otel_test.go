@@ -11,6 +11,7 @@ import (
 	"github.com/newstyle-go/newstyle/journal"
 	"github.com/newstyle-go/newstyle/journaltest"
 	"github.com/newstyle-go/newstyle/otel"
+	"github.com/newstyle-go/newstyle/slogopts"
 	"github.com/newstyle-go/newstyle/stdoutfallback"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -169,7 +170,7 @@ func TestHandlers(t *testing.T) {
 	ctx := spanCtx(traceID, spanID, trace.FlagsSampled, false)
 
 	var out bytes.Buffer
-	slog.New(stdoutfallback.NewHandler(&out, &stdoutfallback.HandlerOptions{ContextAttrs: otel.ContextAttrs})).
+	slog.New(stdoutfallback.NewHandler(&out, &stdoutfallback.HandlerOptions{HandlerOptions: slogopts.HandlerOptions{ContextAttrs: otel.ContextAttrs}})).
 		WithGroup("req").InfoContext(ctx, "hello", "id", 7)
 	want := "<6>hello req.id=7 trace_id=" + traceHex + " span_id=" + spanHex + " trace_flags=01\n"
 	if out.String() != want {
@@ -182,7 +183,7 @@ func TestHandlers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	logger := slog.New(journal.NewHandler(w, &journal.HandlerOptions{ContextAttrs: otel.ContextAttrs})).WithGroup("req")
+	logger := slog.New(journal.NewHandler(w, &journal.HandlerOptions{HandlerOptions: slogopts.HandlerOptions{ContextAttrs: otel.ContextAttrs}})).WithGroup("req")
 	logger.InfoContext(ctx, "hello", "id", 7)
 	e := srv.Wait(t, 1, 5*time.Second)[0].Entry
 	for name, want := range map[string]string{"REQ_ID": "7", "TRACE_ID": traceHex, "SPAN_ID": spanHex, "TRACE_FLAGS": "01"} {

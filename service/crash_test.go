@@ -35,7 +35,7 @@ func TestRunCapturesCrashes(t *testing.T) {
 	})
 	var out testutil.Buffer
 	log := &newstyle.Options{SyslogIdentifier: "shop", Target: newstyle.TargetStdout, Namespace: "billing", Stdout: &out}
-	code := Run(Options{Log: log}, func(context.Context, *Service) error { return nil })
+	code := Run(&Options{Log: log}, func(context.Context, *Service) error { return nil })
 	require.Equal(t, ExitOK, code)
 	require.Len(t, got, 1, "Run captures crashes by default")
 	o := got[0]
@@ -47,14 +47,14 @@ func TestRunCapturesCrashes(t *testing.T) {
 
 	// The identifier Run's logger has by default: the program's name.
 	got = nil
-	Run(Options{Log: &newstyle.Options{Target: newstyle.TargetStdout, Stdout: &out, SocketPath: "/run/x/socket"}},
+	Run(&Options{Log: &newstyle.Options{Target: newstyle.TargetStdout, Stdout: &out, SocketPath: "/run/x/socket"}},
 		func(context.Context, *Service) error { return nil })
 	require.Len(t, got, 1)
 	assert.NotEmpty(t, got[0].SyslogIdentifier)
 	assert.Equal(t, "/run/x/socket", got[0].SocketPath)
 
 	got = nil
-	Run(Options{Log: log, DisableCrashCapture: true}, func(context.Context, *Service) error { return nil })
+	Run(&Options{Log: log, DisableCrashCapture: true}, func(context.Context, *Service) error { return nil })
 	assert.Empty(t, got, "DisableCrashCapture turns it off")
 }
 
@@ -74,7 +74,7 @@ func TestRunReportsCrashCapture(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			captureWith(t, func(*crash.Options) error { return tc.err })
 			var out testutil.Buffer
-			Run(Options{Log: &newstyle.Options{Target: newstyle.TargetStdout, Stdout: &out}},
+			Run(&Options{Log: &newstyle.Options{Target: newstyle.TargetStdout, Stdout: &out}},
 				func(context.Context, *Service) error { return nil })
 			if tc.want == "" {
 				assert.NotContains(t, out.String(), "crash")
@@ -92,7 +92,7 @@ func TestRunLogsTheWatchersEnd(t *testing.T) {
 		return nil
 	})
 	var out testutil.Buffer
-	Run(Options{Log: &newstyle.Options{Target: newstyle.TargetStdout, Stdout: &out}},
+	Run(&Options{Log: &newstyle.Options{Target: newstyle.TargetStdout, Stdout: &out}},
 		func(context.Context, *Service) error { return nil })
 	assert.Contains(t, out.String(),
 		`<4>service: the crash watcher ended; crashes are no longer captured err="crash: the watcher (pid 7) ended: signal: killed; crashes are no longer captured"`)

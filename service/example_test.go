@@ -16,7 +16,7 @@ import (
 // logger, which Run set. Outside systemd the notifications are skipped;
 // here the log goes to stdout.
 func Example() {
-	code := service.Run(service.Options{
+	code := service.Run(&service.Options{
 		Log: &newstyle.Options{Target: newstyle.TargetStdout, Stdout: os.Stdout},
 	}, func(ctx context.Context, svc *service.Service) error {
 		svc.Ready("warmed up")
@@ -34,7 +34,7 @@ func Example() {
 // that hangs is still failed. Outside systemd ExtendTimeout does nothing.
 func ExampleService_ExtendTimeout() {
 	steps := []string{"schema", "cache"}
-	code := service.Run(service.Options{
+	code := service.Run(&service.Options{
 		Log: &newstyle.Options{Target: newstyle.TargetStdout, Stdout: os.Stdout},
 	}, func(ctx context.Context, svc *service.Service) error {
 		for _, step := range steps {

@@ -7,9 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -41,48 +38,19 @@ const (
 // for systemd's own services. The tests, not run as root, change it.
 var privilegedUID uint32 = 0
 
-// levelNames are the syslog names of the levels, by priority, as
-// LogLevel reads and takes them (systemd's log_level_to_string).
-var levelNames = [8]string{"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"}
-
-// parseLogLevel takes a syslog level name, or its number 0–7, as
-// systemd's log_level_from_string does: systemctl service-log-level checks
-// names itself but passes numbers through.
-func parseLogLevel(s string) (journal.Priority, bool) {
-	for p, name := range levelNames {
-		if s == name {
-			return journal.Priority(p), true
-		}
-	}
-	if n, err := strconv.Atoi(s); err == nil && n >= 0 && n <= 7 && s == strconv.Itoa(n) {
-		return journal.Priority(n), true
-	}
-	return 0, false
-}
-
-// logTargets are the LogTarget values newstyle honours: systemd's names
-// for its targets. systemd also knows kmsg, syslog, journal-or-kmsg,
-// syslog-or-kmsg and console-prefixed, which newstyle does not write to.
-var logTargets = map[string]newstyle.Target{
-	"journal": newstyle.TargetJournal,
-	"console": newstyle.TargetStdout,
-	"null":    newstyle.TargetNull,
-	"auto":    newstyle.TargetAuto,
-}
-
+// unsupportedTargets are systemd's log targets that newstyle does not
+// write to; the others it reads with newstyle.ParseTarget.
 var unsupportedTargets = map[string]bool{
 	"kmsg": true, "syslog": true, "journal-or-kmsg": true, "syslog-or-kmsg": true, "console-prefixed": true,
 }
 
-// targetName is the LogTarget value of where records go now.
-func targetName(t newstyle.Target) string {
-	switch t {
-	case newstyle.TargetJournal:
-		return "journal"
-	case newstyle.TargetNull:
-		return "null"
+// systemdTarget is the LogTarget value, systemd's name, of a target:
+// systemd calls a service's stdout "console".
+func systemdTarget(t newstyle.Target) string {
+	if t == newstyle.TargetStdout {
+		return "console"
 	}
-	return "console"
+	return t.String()
 }
 
 // logControl serves org.freedesktop.LogControl1 for Run's logger.
@@ -133,7 +101,7 @@ func (s *Service) startLogControl(ctx context.Context) (stop func()) {
 // wrong is logged once and leaves the program as it is: it returns nil
 // then.
 func (s *Service) connectLogControl(stop context.Context, name string, h *newstyle.Handler) *logControl {
-	lc, err := serveLogControl(stop, name, s.logger, h, s.level, s.ident, startsAuto(s.opts.Log))
+	lc, err := serveLogControl(stop, name, s.logger, h, s.level, s.ident, !h.Detection().Forced)
 	switch {
 	case stop.Err() != nil && err != nil:
 		// Stopping: nothing left to change at run time.
@@ -152,16 +120,6 @@ func (s *Service) connectLogControl(stop context.Context, name string, h *newsty
 			"bus_name", name, "err", err)
 	}
 	return nil
-}
-
-// startsAuto reports whether NewHandler chose the target for opts by
-// itself (TargetAuto, and NEWSTYLE_LOG_TARGET naming none).
-func startsAuto(opts *newstyle.Options) bool {
-	switch strings.ToLower(os.Getenv(newstyle.EnvTarget)) {
-	case "journal", "stdout":
-		return false
-	}
-	return opts == nil || opts.Target == newstyle.TargetAuto
 }
 
 // serveLogControl sets up LogControl1 on the system bus, within
@@ -235,14 +193,14 @@ func (lc *logControl) stop() {
 func (lc *logControl) get(prop string) (dbus.Variant, *dbus.Error) {
 	switch prop {
 	case "LogLevel":
-		return dbus.MakeVariant(levelNames[journal.LevelPriority(lc.level.Level())]), nil
+		return dbus.MakeVariant(journal.LevelPriority(lc.level.Level()).String()), nil
 	case "LogTarget":
 		lc.mu.Lock()
 		defer lc.mu.Unlock()
 		if lc.auto {
 			return dbus.MakeVariant("auto"), nil
 		}
-		return dbus.MakeVariant(targetName(lc.handler.Target())), nil
+		return dbus.MakeVariant(systemdTarget(lc.handler.Target())), nil
 	case "SyslogIdentifier":
 		return dbus.MakeVariant(lc.ident), nil
 	}
@@ -279,28 +237,28 @@ func (lc *logControl) set(sender dbus.Sender, prop string, value dbus.Variant) *
 }
 
 func (lc *logControl) setLevel(v string, by []slog.Attr) *dbus.Error {
-	p, ok := parseLogLevel(v)
-	if !ok {
+	p, err := journal.ParsePriority(v)
+	if err != nil {
 		return dbusError(errInvalidArgs, "Invalid log level '%s'", v)
 	}
-	was := levelNames[journal.LevelPriority(lc.level.Level())]
+	was := journal.LevelPriority(lc.level.Level()).String()
 	// Logged before the change, as systemd's services do, and past the
 	// level: the change is recorded whichever way it goes.
-	lc.announce("service: log level set to "+levelNames[p],
-		append(by, slog.String("log_level", levelNames[p]), slog.String("previous", was)))
+	lc.announce("service: log level set to "+p.String(),
+		append(by, slog.String("log_level", p.String()), slog.String("previous", was)))
 	lc.level.Set(newstyle.PriorityLevel(p))
 	return nil
 }
 
 func (lc *logControl) setTarget(v string, by []slog.Attr) *dbus.Error {
-	t, ok := logTargets[v]
-	if !ok {
+	t, err := newstyle.ParseTarget(v)
+	if err != nil {
 		if unsupportedTargets[v] {
 			return dbusError(errInvalidArgs, "Log target '%s' is not supported: journal, console, null or auto", v)
 		}
 		return dbusError(errInvalidArgs, "Invalid log target '%s'", v)
 	}
-	was := targetName(lc.handler.Target())
+	was := systemdTarget(lc.handler.Target())
 	if lc.auto {
 		was = "auto (" + was + ")"
 	}
@@ -321,7 +279,7 @@ func (lc *logControl) setTarget(v string, by []slog.Attr) *dbus.Error {
 	case newstyle.TargetNull:
 	case newstyle.TargetAuto:
 		// After the change: the first record where records go now.
-		lc.announce("service: log target set to auto: "+targetName(d.Target),
+		lc.announce("service: log target set to auto: "+systemdTarget(d.Target),
 			append(attrs, slog.String("reason", d.Reason)))
 	default:
 		lc.announce("service: log target set to "+v, attrs)

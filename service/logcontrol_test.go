@@ -20,6 +20,7 @@ import (
 
 	"github.com/newstyle-go/newstyle"
 	"github.com/newstyle-go/newstyle/internal/testutil"
+	"github.com/newstyle-go/newstyle/journal"
 	"github.com/newstyle-go/newstyle/journaltest"
 )
 
@@ -467,9 +468,9 @@ func TestParseLogLevel(t *testing.T) {
 		{"emerg", 0}, {"alert", 1}, {"crit", 2}, {"err", 3}, {"warning", 4}, {"notice", 5}, {"info", 6}, {"debug", 7},
 		{"0", 0}, {"7", 7}, {"8", -1}, {"-1", -1}, {"07", -1}, {"+7", -1}, {"DEBUG", -1}, {"warn", -1}, {"error", -1}, {"", -1},
 	} {
-		p, ok := parseLogLevel(tt.in)
-		if got := map[bool]int{true: int(p), false: -1}[ok]; got != tt.want {
-			t.Errorf("parseLogLevel(%q) = %d, %v; want %d", tt.in, p, ok, tt.want)
+		p, err := journal.ParsePriority(tt.in)
+		if got := map[bool]int{true: int(p), false: -1}[err == nil]; got != tt.want {
+			t.Errorf("journal.ParsePriority(%q) = %d, %v; want %d", tt.in, p, err, tt.want)
 		}
 	}
 }
@@ -500,7 +501,7 @@ func TestDebugInvocation(t *testing.T) {
 			opts := testOptions(&out)
 			opts.Log.Level = tt.level
 			var got slog.Level
-			Run(opts, func(ctx context.Context, svc *Service) error {
+			Run(&opts, func(ctx context.Context, svc *Service) error {
 				got = svc.level.Level()
 				return nil
 			})
@@ -520,7 +521,7 @@ func TestDebugInvocation(t *testing.T) {
 	var out testutil.Buffer
 	opts := testOptions(&out)
 	opts.Log.Level = &v
-	Run(opts, func(ctx context.Context, svc *Service) error {
+	Run(&opts, func(ctx context.Context, svc *Service) error {
 		if svc.level != &v {
 			t.Errorf("Run did not take the program's LevelVar")
 		}
@@ -585,7 +586,7 @@ func TestExtendTimeout(t *testing.T) {
 	}
 
 	t.Setenv("NOTIFY_SOCKET", "")
-	Run(testOptions(&out), func(ctx context.Context, svc *Service) error {
+	Run(ptr(testOptions(&out)), func(ctx context.Context, svc *Service) error {
 		if err := svc.ExtendTimeout(time.Second); err != nil {
 			t.Errorf("outside systemd: %v", err)
 		}
@@ -611,8 +612,10 @@ func TestStartsAuto(t *testing.T) {
 		{"typo", nil, true},
 	} {
 		t.Setenv(newstyle.EnvTarget, tt.env)
-		if got := startsAuto(tt.opts); got != tt.want {
-			t.Errorf("%s=%q, %+v: startsAuto = %v", newstyle.EnvTarget, tt.env, tt.opts, got)
+		h := newstyle.NewHandler(tt.opts)
+		if got := !h.Detection().Forced; got != tt.want {
+			t.Errorf("%s=%q, %+v: chosen automatically = %v", newstyle.EnvTarget, tt.env, tt.opts, got)
 		}
+		h.Close()
 	}
 }

@@ -2,7 +2,7 @@
 // foreground, supervised by systemd.
 //
 //	func main() {
-//		service.Main(service.Options{}, func(ctx context.Context, svc *service.Service) error {
+//		service.Main(nil, func(ctx context.Context, svc *service.Service) error {
 //			ln, err := svc.Listener("http", ":8080") // socket-activated, or its own
 //			if err != nil {
 //				return err
@@ -246,7 +246,8 @@ type stopHook struct {
 }
 
 // Main runs fn as the daemon and exits the process with Run's status.
-func Main(opts Options, fn func(ctx context.Context, svc *Service) error) {
+// opts may be nil: the defaults.
+func Main(opts *Options, fn func(ctx context.Context, svc *Service) error) {
 	os.Exit(Run(opts, fn))
 }
 
@@ -255,8 +256,17 @@ func Main(opts Options, fn func(ctx context.Context, svc *Service) error) {
 // SIGINT, and should return soon after. With an asynchronous logger
 // (Options.Log.Async), Run delivers the records it still holds, for at
 // most FlushTimeout, on every way out: before it returns, and before the
-// process exits on a panic or on SIGABRT.
-func Run(opts Options, fn func(ctx context.Context, svc *Service) error) int {
+// process exits on a panic or on SIGABRT. opts may be nil: the defaults;
+// Run does not change *opts.
+func Run(opts *Options, fn func(ctx context.Context, svc *Service) error) int {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	return run(o, fn)
+}
+
+func run(opts Options, fn func(ctx context.Context, svc *Service) error) int {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}

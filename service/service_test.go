@@ -184,7 +184,7 @@ func testOptions(out *testutil.Buffer) Options {
 // runAsync runs Run in a goroutine and returns its exit status's channel.
 func runAsync(opts Options, fn func(ctx context.Context, svc *Service) error) <-chan int {
 	code := make(chan int, 1)
-	go func() { code <- Run(opts, fn) }()
+	go func() { code <- Run(&opts, fn) }()
 	return code
 }
 
@@ -617,7 +617,7 @@ func checkTrace(t *testing.T, line, first string) {
 		t.Errorf("traceback starts at %s, want %s…:\n%s", lines[0], first, trace)
 	}
 	for _, recovery := range []string{"runtime.gopanic(", "service.(*Service).ExitOnPanic(", "service.panicTrace(",
-		"service.(*Service).logPanic(", "service.(*Service).run.func2.1(", "runtime.Callers(", "slogcore.Callers("} {
+		"service.(*Service).logPanic(", "service.(*Service).run.func2.1(", "runtime.Callers(", "slogcore.callers("} {
 		if strings.Contains(trace, "\n"+recovery) || strings.Contains(trace, "/"+recovery) {
 			t.Errorf("traceback holds the recovery's frames (%s):\n%s", recovery, trace)
 		}
@@ -627,7 +627,7 @@ func checkTrace(t *testing.T, line, first string) {
 func TestPanicTraceStartsAtThePanic(t *testing.T) {
 	newNotifySocket(t)
 	var out testutil.Buffer
-	if c := Run(testOptions(&out), func(context.Context, *Service) error { panicHere(); return nil }); c != ExitPanic {
+	if c := Run(ptr(testOptions(&out)), func(context.Context, *Service) error { panicHere(); return nil }); c != ExitPanic {
 		t.Fatalf("exit status %d", c)
 	}
 	checkTrace(t, out.String(), "github.com/newstyle-go/newstyle/service.panicHere(...)")
@@ -800,7 +800,7 @@ func TestListenerActivated(t *testing.T) {
 func TestNotSystemd(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", "")
 	var out testutil.Buffer
-	c := Run(testOptions(&out), func(ctx context.Context, svc *Service) error {
+	c := Run(ptr(testOptions(&out)), func(ctx context.Context, svc *Service) error {
 		svc.Ready("up")
 		svc.Status("busy")
 		return nil
@@ -949,7 +949,7 @@ func TestAsyncLogsFlushedOnEveryWayOut(t *testing.T) {
 	t.Run("return", func(t *testing.T) {
 		opts, srv := asyncOptions(t)
 		newNotifySocket(t)
-		code := Run(opts, func(ctx context.Context, svc *Service) error {
+		code := Run(&opts, func(ctx context.Context, svc *Service) error {
 			svc.Logger().Info("queued before the return")
 			return nil
 		})
@@ -1014,3 +1014,6 @@ func TestAsyncLogsFlushedOnEveryWayOut(t *testing.T) {
 		})
 	}
 }
+
+// ptr returns a pointer to a copy of v.
+func ptr[T any](v T) *T { return &v }

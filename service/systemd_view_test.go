@@ -647,7 +647,7 @@ func runTwoSockets(t *testing.T, p *viewProbe) int {
 
 func childTwoSockets(t *testing.T) {
 	os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid())) // systemd knows the pid; a parent here cannot
-	code := Run(Options{Log: &newstyle.Options{Target: newstyle.TargetStdout, Stdout: os.Stdout}},
+	code := Run(&Options{Log: &newstyle.Options{Target: newstyle.TargetStdout, Stdout: os.Stdout}},
 		func(ctx context.Context, svc *Service) error {
 			ln, err := svc.Listener("http", "")
 			if err != nil {
@@ -706,7 +706,7 @@ func childBogusListenFDs(t *testing.T) {
 	os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
 	os.Setenv("LISTEN_FDS", "99999")
 	before := openFDs(t)
-	code := Run(Options{Log: &newstyle.Options{Target: newstyle.TargetStdout, Stdout: os.Stdout}},
+	code := Run(&Options{Log: &newstyle.Options{Target: newstyle.TargetStdout, Stdout: os.Stdout}},
 		func(ctx context.Context, svc *Service) error {
 			ln, err := svc.Listener("http", "127.0.0.1:0") // its own: nothing was passed
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/newstyle-go/newstyle/internal/testutil"
+	"github.com/newstyle-go/newstyle/slogopts"
 )
 
 // benchAttrs are five simple attributes, one of them a string that needs
@@ -51,7 +52,7 @@ func TestHandleAllocations(t *testing.T) {
 	}
 	ctx := context.Background()
 	// Not AddSource: slogcore's source lookup allocates runtime.Frames.
-	base := NewHandler(io.Discard, &HandlerOptions{TimeField: "time"})
+	base := NewHandler(io.Discard, &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{TimeField: "time"}})
 	derived := base.WithAttrs([]slog.Attr{slog.String("service", "shop")}).WithGroup("req")
 	r := benchRecord()
 	// Values that need quotes and escapes, formatted in place.
@@ -63,7 +64,7 @@ func TestHandleAllocations(t *testing.T) {
 		slog.Float64("f", 0.25),
 		slog.Any("trace", errWithStack),
 	)
-	traced := NewHandler(io.Discard, &HandlerOptions{ContextAttrs: testutil.TraceAttrs})
+	traced := NewHandler(io.Discard, &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{ContextAttrs: testutil.TraceAttrs}})
 	tctx := testutil.WithTrace(ctx, &testutil.Trace{TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7"})
 	tests := []struct {
 		name string
@@ -120,7 +121,7 @@ func BenchmarkHandle(b *testing.B) {
 		h    slog.Handler
 	}{
 		{"stdoutfallback", NewHandler(io.Discard, nil)},
-		{"stdoutfallback+time+source", NewHandler(io.Discard, &HandlerOptions{TimeField: "time", AddSource: true})},
+		{"stdoutfallback+time+source", NewHandler(io.Discard, &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{TimeField: "time", AddSource: true}})},
 		{"slog.TextHandler", slog.NewTextHandler(io.Discard, nil)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

@@ -10,8 +10,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/newstyle-go/newstyle/internal/slogcore"
 	"github.com/newstyle-go/newstyle/internal/testutil"
+	"github.com/newstyle-go/newstyle/slogopts"
 )
 
 // FuzzOneLine checks that whatever the message, key, value, group and
@@ -29,7 +29,7 @@ func FuzzOneLine(f *testing.F) {
 	f.Fuzz(func(t *testing.T, msg, key, value, group string, level int, asBytes bool) {
 		ctx := context.Background()
 		var buf bytes.Buffer
-		base := NewHandler(&buf, &HandlerOptions{Level: slog.Level(-1 << 30)})
+		base := NewHandler(&buf, &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{Level: slog.Level(-1 << 30)}})
 
 		// The message alone.
 		r := slog.NewRecord(time.Time{}, slog.Level(level), msg, 0)
@@ -82,7 +82,7 @@ func FuzzOneLine(f *testing.F) {
 // the priority of level.
 func checkLine(t *testing.T, line string, level slog.Level) {
 	t.Helper()
-	want := "<" + string(rune('0'+slogcore.Priority(level))) + ">"
+	want := "<" + string(rune('0'+slogopts.Priority(level))) + ">"
 	if !strings.HasPrefix(line, want) {
 		t.Fatalf("line %q: want prefix %s", line, want)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/newstyle-go/newstyle/internal/buffer"
 	"github.com/newstyle-go/newstyle/internal/slogcore"
+	"github.com/newstyle-go/newstyle/slogopts"
 )
 
 // DefaultTracebackField is the key a record's stack trace is written
@@ -18,42 +19,11 @@ const DefaultTracebackField = "traceback"
 
 // HandlerOptions configure a Handler. The zero value is ready to use.
 type HandlerOptions struct {
-	// Level is the lowest level handled; nil means slog.LevelInfo.
-	Level slog.Leveler
-
-	// AddSource adds source=FILE:LINE, from the record's program counter.
-	AddSource bool
-
-	// ReplaceAttr is called for every non-group attribute, with the names
-	// of the groups it is in, as in slog.HandlerOptions; and for the
-	// built-in ones with no groups: slog.MessageKey (a string),
-	// slog.LevelKey (a slog.Level), slog.SourceKey (a *slog.Source, with
-	// AddSource) and slog.TimeKey (with TimeField). Returning the zero
-	// Attr drops the attribute; for the level, see Handler.
-	ReplaceAttr func(groups []string, a slog.Attr) slog.Attr
-
-	// TracebackField is the key for stack traces; empty means
-	// DefaultTracebackField.
-	TracebackField string
-
-	// ContextAttrs, when not nil, is called in Handle with the record's
-	// context and a reusable slice, and appends the attributes the
-	// context gives (a trace's ids: see the otel module,
-	// github.com/newstyle-go/newstyle/otel). They are written after the
-	// record's own, outside any group WithGroup opened, by the same rules.
-	// Unset, it costs nothing; a hook that appends a handful of
-	// attributes without allocating keeps Handle free of allocations.
-	ContextAttrs func(ctx context.Context, dst []slog.Attr) []slog.Attr
-
-	// StackLevel, when not nil, captures the logging goroutine's stack for
-	// every record at or above it into the traceback.
-	StackLevel slog.Leveler
-
-	// TimeField, when not empty, writes the record's time under that key
-	// (RFC 3339, nanoseconds, the time's own zone). It is off by default:
-	// journald stamps every line it reads, and so do most collectors of a
-	// program's output.
-	TimeField string
+	// HandlerOptions are those every handler of the module takes: Level,
+	// AddSource, ReplaceAttr, StackLevel, ContextAttrs, TimeField (its
+	// key, with the time in its own zone) and TracebackField (empty:
+	// DefaultTracebackField).
+	slogopts.HandlerOptions
 
 	// WriteTimeout bounds how long Handle waits for the writer to take a
 	// record when it does not (a pipe or socket nobody reads: journald
@@ -144,7 +114,7 @@ type HandlerOptions struct {
 //     written as soon as the reader reads;
 //
 //   - a record that cannot get the lock within WriteTimeout is dropped:
-//     Handle returns ErrDropped, Dropped counts it, and as soon as the
+//     Handle returns ErrTimeout, TimedOut counts it, and as soon as the
 //     writer takes lines again a line of its own reports how many were
 //     dropped since the last report, before any newer record:
 //
@@ -183,13 +153,7 @@ func NewHandler(w io.Writer, opts *HandlerOptions) *Handler {
 	if opts.TimeField != "" {
 		h.timeKey = builtinKey(opts.TimeField)
 	}
-	h.core = slogcore.New(slogcore.Options{
-		Level:        opts.Level,
-		AddSource:    opts.AddSource,
-		ReplaceAttr:  opts.ReplaceAttr,
-		StackLevel:   opts.StackLevel,
-		ContextAttrs: opts.ContextAttrs,
-	}, attrFormat{})
+	h.core = slogcore.New(opts.HandlerOptions, attrFormat{})
 	return h
 }
 
@@ -198,10 +162,10 @@ func builtinKey(key string) []byte {
 	return append(appendKey([]byte{' '}, nil, key), '=')
 }
 
-// Dropped returns how many records the Handler, and every Handler derived
+// TimedOut returns how many records the Handler, and every Handler derived
 // from the same NewHandler, dropped because the writer did not take them
 // within WriteTimeout.
-func (h *Handler) Dropped() uint64 { return h.out.total.Load() }
+func (h *Handler) TimedOut() uint64 { return h.out.total.Load() }
 
 // Enabled reports whether l is at or above HandlerOptions.Level.
 func (h *Handler) Enabled(_ context.Context, l slog.Level) bool { return h.core.Enabled(l) }
@@ -246,7 +210,7 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 
 	pri := noLevelPriority
 	if rec.HasLevel {
-		pri = slogcore.Priority(rec.Level)
+		pri = slogopts.Priority(rec.Level)
 	}
 	b = append(b, prefixes[pri][:]...)
 	start := len(b)

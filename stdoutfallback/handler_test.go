@@ -16,6 +16,7 @@ import (
 
 	"github.com/newstyle-go/newstyle/internal/buffer"
 	"github.com/newstyle-go/newstyle/internal/testutil"
+	"github.com/newstyle-go/newstyle/slogopts"
 )
 
 // handleOne writes one record, made without time or source, through h and
@@ -147,7 +148,7 @@ func TestLevelPrefix(t *testing.T) {
 		{16, "<1>"}, {19, "<1>"},
 		{20, "<0>"}, {100, "<0>"},
 	}
-	opts := &HandlerOptions{Level: slog.Level(-1000)}
+	opts := &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{Level: slog.Level(-1000)}}
 	for _, tt := range tests {
 		t.Run(tt.level.String(), func(t *testing.T) {
 			got := handleOne(t, opts, nil, tt.level, "m")
@@ -178,44 +179,44 @@ func TestOptions(t *testing.T) {
 		time  time.Time
 		want  string
 	}{
-		{name: "level removed: info prefix", opts: &HandlerOptions{ReplaceAttr: dropKey(slog.LevelKey)},
+		{name: "level removed: info prefix", opts: &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{ReplaceAttr: dropKey(slog.LevelKey)}},
 			level: slog.LevelError, msg: "m", want: `<6>m`},
-		{name: "level removed: forged priority stays text", opts: &HandlerOptions{ReplaceAttr: dropKey(slog.LevelKey)},
+		{name: "level removed: forged priority stays text", opts: &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{ReplaceAttr: dropKey(slog.LevelKey)}},
 			level: slog.LevelError, msg: "<3>forged\n<0>again", want: `<6><3>forged\n<0>again`},
-		{name: "level replaced", opts: &HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		{name: "level replaced", opts: &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.LevelKey {
 				return slog.Any(a.Key, slog.LevelError+4)
 			}
 			return a
-		}}, level: slog.LevelInfo, msg: "m", want: `<2>m`},
-		{name: "message removed", opts: &HandlerOptions{ReplaceAttr: dropKey(slog.MessageKey)},
+		}}}, level: slog.LevelInfo, msg: "m", want: `<2>m`},
+		{name: "message removed", opts: &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{ReplaceAttr: dropKey(slog.MessageKey)}},
 			level: slog.LevelWarn, msg: "m", attrs: []slog.Attr{slog.Int("a", 1), slog.Int("b", 2)}, want: `<4>a=1 b=2`},
-		{name: "message removed, nothing else", opts: &HandlerOptions{ReplaceAttr: dropKey(slog.MessageKey)},
+		{name: "message removed, nothing else", opts: &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{ReplaceAttr: dropKey(slog.MessageKey)}},
 			level: slog.LevelWarn, msg: "m", want: `<4>`},
-		{name: "message removed, key looks like a priority", opts: &HandlerOptions{ReplaceAttr: dropKey(slog.MessageKey)},
+		{name: "message removed, key looks like a priority", opts: &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{ReplaceAttr: dropKey(slog.MessageKey)}},
 			level: slog.LevelWarn, msg: "m", attrs: []slog.Attr{slog.Int("<0>", 1)}, want: `<4><0>=1`},
-		{name: "message replaced", opts: &HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		{name: "message replaced", opts: &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.MessageKey {
 				return slog.String(a.Key, "new\nmessage")
 			}
 			return a
-		}}, msg: "m", want: `<6>new\nmessage`},
-		{name: "attribute replaced in its group", opts: &HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		}}}, msg: "m", want: `<6>new\nmessage`},
+		{name: "attribute replaced in its group", opts: &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) == 1 && groups[0] == "g" && a.Key == "secret" {
 				return slog.String(a.Key, "***")
 			}
 			return a
-		}}, msg: "m", attrs: []slog.Attr{slog.String("secret", "top"), slog.Group("g", slog.String("secret", "top"))},
+		}}}, msg: "m", attrs: []slog.Attr{slog.String("secret", "top"), slog.Group("g", slog.String("secret", "top"))},
 			want: `<6>m secret=top g.secret=***`},
-		{name: "time field", opts: &HandlerOptions{TimeField: "time"}, msg: "m", time: at,
+		{name: "time field", opts: &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{TimeField: "time"}}, msg: "m", time: at,
 			attrs: []slog.Attr{slog.Int("n", 1)}, want: `<6>m time=2026-11-25T12:00:00.123456789+01:00 n=1`},
-		{name: "time field without a time", opts: &HandlerOptions{TimeField: "time"}, msg: "m",
+		{name: "time field without a time", opts: &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{TimeField: "time"}}, msg: "m",
 			want: `<6>m`},
-		{name: "time field to quote", opts: &HandlerOptions{TimeField: "the time"}, msg: "m", time: at.UTC(),
+		{name: "time field to quote", opts: &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{TimeField: "the time"}}, msg: "m", time: at.UTC(),
 			want: `<6>m "the time"=2026-11-25T11:00:00.123456789Z`},
-		{name: "time removed by ReplaceAttr", opts: &HandlerOptions{TimeField: "time", ReplaceAttr: dropKey(slog.TimeKey)},
+		{name: "time removed by ReplaceAttr", opts: &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{TimeField: "time", ReplaceAttr: dropKey(slog.TimeKey)}},
 			msg: "m", time: at, want: `<6>m`},
-		{name: "message removed, time first", opts: &HandlerOptions{TimeField: "t", ReplaceAttr: dropKey(slog.MessageKey)},
+		{name: "message removed, time first", opts: &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{TimeField: "t", ReplaceAttr: dropKey(slog.MessageKey)}},
 			msg: "m", time: at.UTC(), want: `<6>t=2026-11-25T11:00:00.123456789Z`},
 		{name: "time without TimeField", msg: "m", time: at, want: `<6>m`},
 		{name: "WithAttrs and WithGroup", with: func(h slog.Handler) slog.Handler {
@@ -249,7 +250,7 @@ func TestOptions(t *testing.T) {
 
 func TestSource(t *testing.T) {
 	var buf bytes.Buffer
-	logger := slog.New(NewHandler(&buf, &HandlerOptions{AddSource: true}))
+	logger := slog.New(NewHandler(&buf, &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{AddSource: true}}))
 	logger.Info("m", "k", "v")
 	re := regexp.MustCompile(`^<6>m source=/\S+/stdoutfallback/handler_test\.go:\d+ k=v\n$`)
 	if !re.MatchString(buf.String()) {
@@ -258,12 +259,12 @@ func TestSource(t *testing.T) {
 
 	// A path that needs quotes, from ReplaceAttr.
 	buf.Reset()
-	logger = slog.New(NewHandler(&buf, &HandlerOptions{AddSource: true, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+	logger = slog.New(NewHandler(&buf, &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{AddSource: true, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 		if a.Key == slog.SourceKey {
 			return slog.Any(a.Key, &slog.Source{File: "/my src/a.go", Line: 7})
 		}
 		return a
-	}}))
+	}}}))
 	logger.Info("m")
 	if got, want := buf.String(), "<6>m source=\"/my src/a.go:7\"\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
@@ -271,12 +272,12 @@ func TestSource(t *testing.T) {
 
 	// Removed by ReplaceAttr.
 	buf.Reset()
-	logger = slog.New(NewHandler(&buf, &HandlerOptions{AddSource: true, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+	logger = slog.New(NewHandler(&buf, &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{AddSource: true, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 		if a.Key == slog.SourceKey {
 			return slog.Attr{}
 		}
 		return a
-	}}))
+	}}}))
 	logger.Info("m")
 	if got, want := buf.String(), "<6>m\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
@@ -299,7 +300,7 @@ func TestEnabled(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := NewHandler(io.Discard, &HandlerOptions{Level: tt.level})
+			h := NewHandler(io.Discard, &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{Level: tt.level}})
 			if got := h.Enabled(ctx, tt.l); got != tt.want {
 				t.Errorf("Enabled(%v) = %v, want %v", tt.l, got, tt.want)
 			}
@@ -308,7 +309,7 @@ func TestEnabled(t *testing.T) {
 
 	// A LevelVar is read on every call.
 	var lv slog.LevelVar
-	h := NewHandler(io.Discard, &HandlerOptions{Level: &lv}).WithGroup("g")
+	h := NewHandler(io.Discard, &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{Level: &lv}}).WithGroup("g")
 	lv.Set(slog.LevelError)
 	if h.Enabled(ctx, slog.LevelWarn) {
 		t.Error("Enabled(Warn) with the LevelVar at Error")
@@ -380,7 +381,7 @@ func TestTraceback(t *testing.T) {
 			want: `<3>failed a=a b=b traceback="f()\n\ta.go:1\n\ng()\n\tb.go:2\n"`},
 		{name: "in a group", attrs: []slog.Attr{slog.Group("req", slog.Any("err", &stackError{"x", "f()"}))},
 			want: `<3>failed req.err=x traceback=f()`},
-		{name: "TracebackField", opts: &HandlerOptions{TracebackField: "stack trace"}, attrs: []slog.Attr{slog.Any("err", &stackError{"x", "f()\n"})},
+		{name: "TracebackField", opts: &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{TracebackField: "stack trace"}}, attrs: []slog.Attr{slog.Any("err", &stackError{"x", "f()\n"})},
 			want: `<3>failed err=x "stack trace"="f()\n"`},
 		{name: "error without a stack", attrs: []slog.Attr{slog.Any("err", errors.New("plain"))},
 			want: `<3>failed err=plain`},
@@ -407,7 +408,7 @@ func TestTraceback(t *testing.T) {
 
 func TestStackLevel(t *testing.T) {
 	var buf bytes.Buffer
-	logger := slog.New(NewHandler(&buf, &HandlerOptions{StackLevel: slog.LevelError}))
+	logger := slog.New(NewHandler(&buf, &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{StackLevel: slog.LevelError}}))
 	logger.Warn("below")
 	logger.Error("at")
 	lines := strings.SplitAfter(buf.String(), "\n")

@@ -17,11 +17,11 @@ import (
 // to take a record.
 const DefaultWriteTimeout = 2 * time.Second
 
-// ErrDropped is returned by Handle for a record that was dropped because
+// ErrTimeout is returned by Handle for a record that was dropped because
 // the output did not take it within HandlerOptions.WriteTimeout. Every
-// such record is counted (Handler.Dropped) and reported on the output as
+// such record is counted (Handler.TimedOut) and reported on the output as
 // soon as it takes lines again.
-var ErrDropped = errors.New("stdoutfallback: record dropped: output blocked")
+var ErrTimeout = errors.New("stdoutfallback: record dropped: the output did not take it in time")
 
 // output is the writer and the lock that the Handlers of one NewHandler
 // share, and the policy that bounds how long a record waits for it.
@@ -108,7 +108,7 @@ func (o *output) write(line []byte) error {
 			t.Stop()
 		case <-t.C:
 			o.drop()
-			return ErrDropped
+			return ErrTimeout
 		}
 	}
 	// This goroutine holds the lock.

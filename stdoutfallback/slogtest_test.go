@@ -7,6 +7,7 @@ import (
 	"testing/slogtest"
 
 	"github.com/newstyle-go/newstyle/internal/testutil"
+	"github.com/newstyle-go/newstyle/slogopts"
 )
 
 // TestSlogtest runs the standard library's conformance tests, reading
@@ -17,7 +18,7 @@ func TestSlogtest(t *testing.T) {
 	var buf *bytes.Buffer
 	slogtest.Run(t, func(t *testing.T) slog.Handler {
 		buf = new(bytes.Buffer)
-		return NewHandler(buf, &HandlerOptions{TimeField: slog.TimeKey})
+		return NewHandler(buf, &HandlerOptions{HandlerOptions: slogopts.HandlerOptions{TimeField: slog.TimeKey}})
 	}, func(t *testing.T) map[string]any {
 		l, err := testutil.ParseLine(buf.String())
 		if err != nil {

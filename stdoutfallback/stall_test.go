@@ -108,7 +108,7 @@ func TestStalledOutputIsBounded(t *testing.T) {
 							late.Add(1)
 						}
 						switch {
-						case errors.Is(err, ErrDropped):
+						case errors.Is(err, ErrTimeout):
 							dropped.Add(1)
 						case err != nil:
 							t.Errorf("Handle: %v", err)
@@ -123,8 +123,8 @@ func TestStalledOutputIsBounded(t *testing.T) {
 			if dropped.Load() == 0 {
 				t.Fatal("nothing was dropped: the output never stalled")
 			}
-			if got := h.Dropped(); got != uint64(dropped.Load()) {
-				t.Errorf("Dropped() = %d, want the %d ErrDropped returned", got, dropped.Load())
+			if got := h.TimedOut(); got != uint64(dropped.Load()) {
+				t.Errorf("TimedOut() = %d, want the %d ErrTimeout returned", got, dropped.Load())
 			}
 
 			// Now the reader reads, and nobody logs: the report comes all
@@ -171,7 +171,7 @@ func TestStalledOutputIsBounded(t *testing.T) {
 				}
 			}
 			if reported != uint64(dropped.Load()) {
-				t.Errorf("reports say %d dropped, Handle returned ErrDropped %d times", reported, dropped.Load())
+				t.Errorf("reports say %d dropped, Handle returned ErrTimeout %d times", reported, dropped.Load())
 			}
 			t.Logf("%d records written, %d dropped and reported", len(seen), reported)
 		})
@@ -213,8 +213,8 @@ func TestNegativeWriteTimeoutWaits(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if h.Dropped() != 0 {
-		t.Errorf("Dropped() = %d", h.Dropped())
+	if h.TimedOut() != 0 {
+		t.Errorf("TimedOut() = %d", h.TimedOut())
 	}
 }
 
@@ -285,7 +285,7 @@ func TestBusyPipeKeepsLinesWhole(t *testing.T) {
 	if seen := <-got; len(seen) != loggers*perLog {
 		t.Errorf("%d records read, want %d", len(seen), loggers*perLog)
 	}
-	if h.Dropped() != 0 {
-		t.Errorf("Dropped() = %d", h.Dropped())
+	if h.TimedOut() != 0 {
+		t.Errorf("TimedOut() = %d", h.TimedOut())
 	}
 }

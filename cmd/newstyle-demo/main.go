@@ -101,7 +101,7 @@ func main() {
 		}
 		logOpts.Async = &journal.AsyncOptions{Linger: linger, SyncPriority: journal.NoSyncPriority}
 	}
-	service.Main(service.Options{
+	service.Main(&service.Options{
 		Log:             logOpts,
 		ShutdownTimeout: 10 * time.Second, // within the unit's TimeoutStopSec=15s
 		Reload:          d.reload,

@@ -59,7 +59,7 @@ func main() {
 			return l.Handler().Handle(context.Background(), r)
 		}
 		stats = func() journal.Stats { s, _ := h.JournalStats(); return s }
-		dropped = h.Dropped
+		dropped = func() uint64 { return h.Stats().StdoutTimeouts }
 	default:
 		fmt.Fprintln(os.Stderr, "-via: writer or logger")
 		os.Exit(2)

@@ -8,22 +8,8 @@ import (
 	"time"
 
 	"github.com/newstyle-go/newstyle/internal/buffer"
+	"github.com/newstyle-go/newstyle/slogopts"
 )
-
-// Options are the options both handlers share; their HandlerOptions
-// document them for users.
-type Options struct {
-	Level        slog.Leveler
-	AddSource    bool
-	ReplaceAttr  func(groups []string, a slog.Attr) slog.Attr
-	StackLevel   slog.Leveler // nil: no stack is captured for records
-	ContextAttrs ContextAttrs // nil: the context adds nothing
-}
-
-// ContextAttrs is the handlers' hook for attributes that come from a
-// record's context (a trace's ids): it appends them to dst and returns
-// it. The handlers document it as HandlerOptions.ContextAttrs.
-type ContextAttrs = func(ctx context.Context, dst []slog.Attr) []slog.Attr
 
 // Format is how one handler writes attributes. The walk over a record's
 // attributes calls it once per leaf attribute, with the prefix that the
@@ -41,7 +27,7 @@ type Format interface {
 // return new Handlers; a Handler is never changed once made, so it is safe
 // for concurrent use.
 type Handler struct {
-	opts   *Options
+	opts   *slogopts.HandlerOptions
 	format Format
 	attrs  []byte   // WithAttrs' attributes, formatted
 	nattrs int      // how many attributes attrs holds
@@ -51,7 +37,7 @@ type Handler struct {
 }
 
 // New returns a Handler for opts, writing with f.
-func New(opts Options, f Format) *Handler {
+func New(opts slogopts.HandlerOptions, f Format) *Handler {
 	return &Handler{opts: &opts, format: f}
 }
 
@@ -278,7 +264,7 @@ func appendErrorStack(dst []byte, err error) (out []byte) {
 			out = dst
 		}
 	}()
-	if st := FindStack(err); st != nil {
+	if st := findStack(err); st != nil {
 		return appendTraceback(dst, st.Stack())
 	}
 	return dst
@@ -299,7 +285,7 @@ func appendTraceback(dst, stack []byte) []byte {
 // appendRecordStack captures the stack of the code that logged: the frames
 // of slog and of the handlers above the logging call (pc) are left out.
 func appendRecordStack(dst []byte, pc uintptr) []byte {
-	pcs := Callers(1)
+	pcs := callers(1)
 	for i, p := range pcs {
 		if p == pc {
 			pcs = pcs[i:]

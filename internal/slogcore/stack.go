@@ -8,12 +8,12 @@ import (
 	"sync"
 )
 
-// StackTracer is newstyle.StackTracer, which users meet and which this
+// stackTracer is newstyle.stackTracer, which users meet and which this
 // package cannot import: an error that carries the stack trace of where it
 // was made. The handlers look for it along an error's chain (Unwrap()
 // error and Unwrap() []error) and send what Stack returns as the traceback
 // field.
-type StackTracer interface {
+type stackTracer interface {
 	Stack() []byte
 }
 
@@ -21,10 +21,10 @@ type StackTracer interface {
 // cost, and a runaway recursion must not make an entry of megabytes.
 const maxDepth = 64
 
-// Callers returns the program counters of the calling goroutine's stack,
-// skip frames above the caller of Callers left out (0 starts at the caller
-// of Callers).
-func Callers(skip int) []uintptr {
+// callers returns the program counters of the calling goroutine's stack,
+// skip frames above the caller of callers left out (0 starts at the caller
+// of callers).
+func callers(skip int) []uintptr {
 	pcs := make([]uintptr, maxDepth)
 	return pcs[:runtime.Callers(skip+2, pcs)]
 }
@@ -58,10 +58,10 @@ func AppendStack(dst []byte, pcs []uintptr) []byte {
 // returned as it is: the stack closest to the error's origin tells most.
 // A nil err stays nil.
 func WithStack(err error, skip int) error {
-	if err == nil || FindStack(err) != nil {
+	if err == nil || findStack(err) != nil {
 		return err
 	}
-	return &stackError{err: err, pcs: Callers(skip + 1)}
+	return &stackError{err: err, pcs: callers(skip + 1)}
 }
 
 // WithTrace returns err annotated with trace, a stack trace already
@@ -97,12 +97,12 @@ func (e *traceError) Error() string { return e.err.Error() }
 func (e *traceError) Unwrap() error { return e.err }
 func (e *traceError) Stack() []byte { return e.trace }
 
-// FindStack returns the stack of the first error along err's chain that
+// findStack returns the stack of the first error along err's chain that
 // carries one, or nil. It walks the chain as errors.As does, without
 // reflection.
-func FindStack(err error) StackTracer {
+func findStack(err error) stackTracer {
 	for depth := 0; err != nil && depth < 100; depth++ {
-		if st, ok := err.(StackTracer); ok {
+		if st, ok := err.(stackTracer); ok {
 			return st
 		}
 		switch u := err.(type) {
@@ -110,7 +110,7 @@ func FindStack(err error) StackTracer {
 			err = u.Unwrap()
 		case interface{ Unwrap() []error }:
 			for _, e := range u.Unwrap() {
-				if st := FindStack(e); st != nil {
+				if st := findStack(e); st != nil {
 					return st
 				}
 			}
@@ -132,7 +132,7 @@ func FindStack(err error) StackTracer {
 // pointer, an index) for the function that caused it. Go's own crash
 // output leaves out the same.
 func AbnormalStack() (trace []byte, panicking bool) {
-	pcs := Callers(0)
+	pcs := callers(0)
 	for i, pc := range pcs {
 		funcs := frameFuncs(pc)
 		panicking = slices.Contains(funcs, "runtime.gopanic")

@@ -44,7 +44,7 @@ func AppendValue(dst []byte, v slog.Value) []byte {
 	case slog.KindBool:
 		return strconv.AppendBool(dst, v.Bool())
 	case slog.KindDuration:
-		return AppendDuration(dst, v.Duration())
+		return appendDuration(dst, v.Duration())
 	case slog.KindTime:
 		return v.Time().AppendFormat(dst, time.RFC3339Nano)
 	}
@@ -119,9 +119,9 @@ func resolveLogValuer(v slog.Value) (rv slog.Value) {
 	return v.Resolve()
 }
 
-// AppendDuration appends d as time.Duration.String does, without the
+// appendDuration appends d as time.Duration.String does, without the
 // string it allocates.
-func AppendDuration(dst []byte, d time.Duration) []byte {
+func appendDuration(dst []byte, d time.Duration) []byte {
 	if d == 0 {
 		return append(dst, "0s"...)
 	}

@@ -45,8 +45,8 @@ func TestAppendDuration(t *testing.T) {
 		time.Second, 1500 * time.Millisecond, time.Minute, 90 * time.Minute, 100*time.Hour + 1,
 		-time.Second, -1, math.MaxInt64, math.MinInt64, math.MinInt64 + 1,
 	} {
-		if got, want := string(AppendDuration(nil, d)), d.String(); got != want {
-			t.Errorf("AppendDuration(%d) = %q, want %q", int64(d), got, want)
+		if got, want := string(appendDuration(nil, d)), d.String(); got != want {
+			t.Errorf("appendDuration(%d) = %q, want %q", int64(d), got, want)
 		}
 	}
 }
@@ -56,8 +56,8 @@ func FuzzAppendDuration(f *testing.F) {
 	f.Add(int64(math.MinInt64))
 	f.Fuzz(func(t *testing.T, n int64) {
 		d := time.Duration(n)
-		if got, want := string(AppendDuration(nil, d)), d.String(); got != want {
-			t.Fatalf("AppendDuration(%d) = %q, want %q", n, got, want)
+		if got, want := string(appendDuration(nil, d)), d.String(); got != want {
+			t.Fatalf("appendDuration(%d) = %q, want %q", n, got, want)
 		}
 	})
 }
