@@ -443,7 +443,10 @@ func (q *asyncQueue) run() {
 // journald took the last one.
 func (q *asyncQueue) sendBatch(b batch) (delivered bool) {
 	start, first := 0, 0
-	many := q.w.sock.batches()
+	many := false
+	if s, err := q.w.socket(); err == nil {
+		many = s.batches()
+	}
 	for i, e := range b.entries {
 		if many && i+1 < len(b.entries) && b.entries[i+1].end-start <= maxBatchBytes {
 			continue // the next entry fits in this datagram too
@@ -536,7 +539,11 @@ func (q *asyncQueue) deliver(data []byte) (viaFile bool, err error) {
 				return false, &sendError{kind: ErrTimeout, path: q.w.path}
 			}
 		}
-		viaFile, err = q.w.sock.send(data, wait, abort)
+		s, err := q.w.socket()
+		if err != nil {
+			return false, err
+		}
+		viaFile, err = s.send(data, wait, abort)
 		if err == nil || !errors.Is(err, ErrTimeout) {
 			return viaFile, err
 		}

@@ -20,7 +20,7 @@ import (
 func newAsyncWriter(t *testing.T, path string, timeout time.Duration, a AsyncOptions) *Writer {
 	t.Helper()
 	w := newTestWriter(t, path, WriterOptions{SendTimeout: timeout, Async: &a})
-	w.sock.q.batch = true
+	sockOf(t, w).q.batch = true
 	return w
 }
 
@@ -212,7 +212,7 @@ func TestAsyncSyncPriority(t *testing.T) {
 	w := newAsyncWriter(t, srv.Path(), timeout, AsyncOptions{})
 	srv.Pause()
 	// Fill journald's queue so that nothing more goes through.
-	for i := 0; i < 10000 && w.sock.sendto([]byte("MESSAGE=fill\n")) == 0; i++ {
+	for i := 0; i < 10000 && sockOf(t, w).sendto([]byte("MESSAGE=fill\n")) == 0; i++ {
 	}
 	start := time.Now()
 	if err := w.Send("info", PriInfo); err != nil {

@@ -159,7 +159,7 @@ func TestWaitersDeliveredWhenJournaldReads(t *testing.T) {
 	// Fill the queue so that the next senders must wait.
 	filled := 0
 	for ; filled < 10000; filled++ {
-		if w.sock.sendto([]byte("MESSAGE=fill\n")) != 0 {
+		if sockOf(t, w).sendto([]byte("MESSAGE=fill\n")) != 0 {
 			break
 		}
 	}
@@ -176,9 +176,9 @@ func TestWaitersDeliveredWhenJournaldReads(t *testing.T) {
 	// Every sender waits before journald reads again: one as the leader,
 	// in the kernel, the others queued.
 	deadline := time.Now().Add(5 * time.Second)
-	for w.sock.q.waiting.Load() < waiters-1 {
+	for sockOf(t, w).q.waiting.Load() < waiters-1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d senders queued, want %d", w.sock.q.waiting.Load(), waiters-1)
+			t.Fatalf("%d senders queued, want %d", sockOf(t, w).q.waiting.Load(), waiters-1)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -197,7 +197,7 @@ func TestWaitersDeliveredWhenJournaldReads(t *testing.T) {
 	if st := w.Stats(); st.Entries != waiters || st.Errors.Total() != 0 {
 		t.Errorf("Stats = %+v, want %d entries", st, waiters)
 	}
-	if n := w.sock.q.waiting.Load(); n != 0 {
+	if n := sockOf(t, w).q.waiting.Load(); n != 0 {
 		t.Errorf("%d waiters left in the queue", n)
 	}
 }
@@ -209,14 +209,14 @@ func TestWaitersFailFastWhenJournaldGoes(t *testing.T) {
 	srv := journaltest.NewServer(t)
 	w := newTestWriter(t, srv.Path(), WriterOptions{SendTimeout: 30 * time.Second})
 	srv.Pause()
-	for i := 0; i < 10000 && w.sock.sendto([]byte("MESSAGE=fill\n")) == 0; i++ {
+	for i := 0; i < 10000 && sockOf(t, w).sendto([]byte("MESSAGE=fill\n")) == 0; i++ {
 	}
 	const waiters = 50
 	errs := make(chan error, waiters)
 	for i := 0; i < waiters; i++ {
 		go func() { errs <- w.Send("waiting", PriInfo) }()
 	}
-	for w.sock.q.waiting.Load() < waiters-1 { // and one leads
+	for sockOf(t, w).q.waiting.Load() < waiters-1 { // and one leads
 		time.Sleep(time.Millisecond)
 	}
 	start := time.Now()
@@ -295,17 +295,22 @@ func (s *socket) sendto(data []byte) unix.Errno {
 func TestCongestionTimeoutsAtEveryPoint(t *testing.T) {
 	srv := journaltest.NewServer(t)
 	w := newTestWriter(t, srv.Path(), WriterOptions{})
+	// Writers of one path share its socket, and so its senders' queue.
+	var ws []*Writer
+	for ms := 1; ms <= 150; ms++ {
+		ws = append(ws, newTestWriter(t, srv.Path(), WriterOptions{SendTimeout: time.Duration(ms) * time.Millisecond}))
+	}
 	pad := Field{Name: "PAD", Value: make([]byte, 16<<10)}
 	for round := 0; round < 5; round++ {
 		srv.Pause()
 		var wg sync.WaitGroup
 		var late atomic.Int64
 		for i := 0; i < 2000; i++ {
-			timeout := time.Duration(1+i%150) * time.Millisecond
+			ww := ws[i%len(ws)]
+			timeout := ww.timeout
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ww := &Writer{path: w.path, ident: w.ident, timeout: timeout, limit: w.limit, sock: w.sock, release: w.release}
 				start := time.Now()
 				_ = ww.Send("x", PriInfo, pad)
 				if time.Since(start) > timeout+sliceTimeout+time.Second {
@@ -321,11 +326,21 @@ func TestCongestionTimeoutsAtEveryPoint(t *testing.T) {
 		if n := late.Load(); n > 0 {
 			t.Fatalf("round %d: %d Sends overran their bound", round, n)
 		}
-		if n := w.sock.q.waiting.Load(); n != 0 {
+		if n := sockOf(t, w).q.waiting.Load(); n != 0 {
 			t.Fatalf("round %d: %d senders left queued", round, n)
 		}
-		if w.sock.q.leading.Load() {
+		if sockOf(t, w).q.leading.Load() {
 			t.Fatalf("round %d: the lead was never given back", round)
 		}
 	}
+}
+
+// sockOf returns w's socket, taking it if w has not sent yet.
+func sockOf(t testing.TB, w *Writer) *socket {
+	t.Helper()
+	s, err := w.socket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -153,7 +153,7 @@ func TestSyncCloseDoesNotWait(t *testing.T) {
 		}()
 	}
 	// Wait until some Sends are parked behind the full queue.
-	require.Eventually(t, func() bool { return w.sock.q.busy() }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return sockOf(t, w).q.busy() }, 5*time.Second, time.Millisecond)
 	start := time.Now()
 	require.NoError(t, w.Close())
 	assert.Less(t, time.Since(start), 50*time.Millisecond, "Close waited for Sends under way")

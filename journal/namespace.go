@@ -87,6 +87,10 @@ func (e *namespaceError) Error() string {
 
 func (e *namespaceError) Unwrap() error { return ErrInvalidNamespace }
 
+// maxSocketPath is the longest path an AF_UNIX address holds on Linux
+// (sun_path, 108 bytes, less the NUL that ends it).
+const maxSocketPath = 107
+
 // checkSocketPath refuses a socket path that would not reach the socket
 // it names: the kernel ends a path at its first NUL, so "a\x00b" would
 // send to "a"; "@" alone is an abstract address with no name, which the
@@ -97,6 +101,8 @@ func checkSocketPath(path string) error {
 		return fmt.Errorf("%w %s: '@' starts an abstract address, and a name must follow it", ErrInvalidSocketPath, quote(path))
 	case strings.IndexByte(path, 0) >= 0:
 		return fmt.Errorf("%w %s: holds a NUL byte", ErrInvalidSocketPath, quote(path))
+	case len(path) > maxSocketPath:
+		return fmt.Errorf("%w %s: longer than %d bytes", ErrInvalidSocketPath, quote(path), maxSocketPath)
 	}
 	return nil
 }

@@ -106,8 +106,8 @@ type Writer struct {
 	path    string
 	ident   []byte // pre-encoded SYSLOG_IDENTIFIER field; nil for none
 	timeout time.Duration
-	limit   int // largest entry journald takes from this process
-	sock    *socket
+	limit   int                    // largest entry journald takes from this process
+	sock    atomic.Pointer[socket] // nil until the first send (see socket)
 	release *release
 	async   *asyncQueue // nil for a synchronous Writer
 
@@ -148,12 +148,7 @@ func NewWriter(opts *WriterOptions) (*Writer, error) {
 	if err := checkSocketPath(w.path); err != nil {
 		return nil, err
 	}
-	s, err := openSocket(w.path)
-	if err != nil {
-		return nil, err
-	}
-	w.sock = s
-	w.release = &release{s: s}
+	w.release = &release{path: w.path}
 	if opts.Async != nil {
 		w.async = newAsyncQueue(w, opts.Async)
 	}
@@ -162,15 +157,57 @@ func NewWriter(opts *WriterOptions) (*Writer, error) {
 	return w, nil
 }
 
-// release gives a Writer's use of its socket back, once.
+// socket returns the Writer's share of the process's socket for its path,
+// taking it the first time: a Writer that never sends (a logger that
+// writes to stdout) holds no descriptor.
+func (w *Writer) socket() (*socket, error) {
+	if s := w.sock.Load(); s != nil {
+		return s, nil
+	}
+	s, err := w.release.open()
+	if err != nil {
+		return nil, err
+	}
+	w.sock.Store(s)
+	return s, nil
+}
+
+// release is a Writer's share of its socket: taken when first needed,
+// given back once.
 type release struct {
-	once sync.Once
-	s    *socket
+	path string
+	mu   sync.Mutex
+	s    *socket // nil until taken
+	done bool
 	err  error
 }
 
+func (r *release) open() (*socket, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return nil, ErrClosed
+	}
+	if r.s == nil {
+		s, err := openSocket(r.path)
+		if err != nil {
+			return nil, err
+		}
+		r.s = s
+	}
+	return r.s, nil
+}
+
 func (r *release) do() {
-	r.once.Do(func() { r.err = r.s.release() })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return
+	}
+	r.done = true
+	if r.s != nil {
+		r.err = r.s.release()
+	}
 }
 
 // SocketPath returns the path the Writer sends to.
@@ -212,7 +249,12 @@ func (w *Writer) transmit(data []byte, pri Priority) error {
 	if w.async != nil {
 		return w.async.enqueue(data, pri)
 	}
-	viaFile, err := w.sock.send(data, w.timeout, nil)
+	s, err := w.socket()
+	if err != nil {
+		w.stats.fail(err)
+		return err
+	}
+	viaFile, err := s.send(data, w.timeout, nil)
 	if err != nil {
 		w.stats.fail(err)
 		return err
@@ -243,7 +285,13 @@ func (w *Writer) unref() {
 // without sending anything: nil, or an error matching ErrUnavailable (one
 // of ErrNoSocket, ErrNotListening, ErrPermission). It is not counted in
 // Stats.
-func (w *Writer) Probe() error { return w.sock.probe() }
+func (w *Writer) Probe() error {
+	s, err := w.socket()
+	if err != nil {
+		return err
+	}
+	return s.probe()
+}
 
 // Flush returns once every entry that Send queued before it is sent (or
 // given up), or when ctx is done. It returns the error of the last
