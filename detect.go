@@ -38,7 +38,8 @@ func Detect() Detection {
 		return Detection{Target: TargetStdout, Reason: "the journal cannot be used: " + err.Error()}
 	}
 	defer w.Close()
-	return detect(TargetAuto, w)
+	d, _ := detect(TargetAuto, w, false)
+	return d
 }
 
 // envTarget reads EnvTarget: the target it forces (TargetAuto: none),
@@ -51,13 +52,17 @@ func envTarget() (Target, error) {
 	return ParseTarget(v)
 }
 
-// detect applies the rule: the environment, then the option, then
-// JOURNAL_STREAM against stderr and a probe of journald's socket (w is
-// nil when the journal cannot be used).
-func detect(opt Target, w *journal.Writer) Detection {
+// detect applies the rule: the environment (unless ignoreEnv), then the
+// option, then JOURNAL_STREAM against stderr and a probe of journald's
+// socket (w is nil when the journal cannot be used). It returns the
+// error of an environment value it could not read, which it ignored.
+func detect(opt Target, w *journal.Writer, ignoreEnv bool) (Detection, error) {
+	if ignoreEnv {
+		return detectOption(opt, w), nil
+	}
 	env, err := envTarget()
 	if env != TargetAuto {
-		return Detection{Target: env, Reason: EnvTarget + "=" + os.Getenv(EnvTarget), Forced: true}
+		return Detection{Target: env, Reason: EnvTarget + "=" + os.Getenv(EnvTarget), Forced: true}, nil
 	}
 	d := detectOption(opt, w)
 	if err != nil {
@@ -65,7 +70,7 @@ func detect(opt Target, w *journal.Writer) Detection {
 		// program: decide as if unset, and say so.
 		d.Reason += " (" + EnvTarget + ": " + err.Error() + "; ignored)"
 	}
-	return d
+	return d, err
 }
 
 // detectOption applies the rule after the environment.

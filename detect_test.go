@@ -30,7 +30,8 @@ func TestDetectOffLinux(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, Detection{Target: TargetStdout, Reason: "journald exists only on Linux, and this is darwin"}, h.Detection())
 	logger.Info("hello")
-	assert.Equal(t, "<6>hello\n", out.String())
+	// The automatic choice is announced once, then records follow.
+	assert.Equal(t, "<6>newstyle: logging to stdout target=stdout reason=\"journald exists only on Linux, and this is darwin\"\n<6>hello\n", out.String())
 	assert.Empty(t, srv.Received())
 
 	forced := NewHandler(&Options{Target: TargetJournal, SocketPath: srv.Path(), Stdout: &out})

@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/newstyle-go/newstyle/journal"
@@ -59,10 +60,31 @@ type Options struct {
 	slogopts.HandlerOptions
 
 	// Target forces where records go; TargetAuto decides by itself. The
-	// environment variable NEWSTYLE_LOG_TARGET, when set, overrides it:
-	// it is the operator's word, given in the unit file. Handler.SetTarget
-	// changes it at run time.
+	// environment variable NEWSTYLE_LOG_TARGET, when set, overrides it
+	// (unless IgnoreEnv): it is the operator's word, given in the unit
+	// file. Handler.SetTarget changes it at run time.
 	Target Target
+
+	// IgnoreEnv makes Target win over NEWSTYLE_LOG_TARGET: for tests,
+	// which must log where they look (a journaltest.Server) whatever the
+	// developer's shell or CI exports.
+	IgnoreEnv bool
+
+	// Fallback, when not nil, is the handler for every record that does
+	// not go to the journal, in place of stdout's <N>-prefixed lines: a
+	// slog.JSONHandler or slog.TextHandler on os.Stderr or os.Stdout, for
+	// a container's or Kubernetes' log collector, or a terminal. (Under
+	// systemd, leave it nil: journald reads the <N> prefix as the
+	// priority.) Stdout and WriteTimeout are then unused, and the bound
+	// on a record's wait for its output is Fallback's own. Options'
+	// HandlerOptions are not applied to it: it is used as it is.
+	Fallback slog.Handler
+
+	// Quiet leaves out the record NewHandler logs, once, to say where
+	// records go and why, when the automatic rule or NEWSTYLE_LOG_TARGET
+	// chose it ("newstyle: logging to the journal", at Info). A value of
+	// NEWSTYLE_LOG_TARGET it cannot read is warned about all the same.
+	Quiet bool
 
 	// SyslogIdentifier is the journal's SYSLOG_IDENTIFIER (journalctl -t);
 	// empty means the program's name.
@@ -121,25 +143,60 @@ func NewHandler(opts *Options) *Handler {
 	if o.Async != nil && o.TimeField == "" {
 		o.TimeField = "TIME"
 	}
-	stdout := stdoutfallback.NewHandler(o.Stdout, &stdoutfallback.HandlerOptions{
-		HandlerOptions: o.HandlerOptions,
-		WriteTimeout:   o.WriteTimeout,
-	})
-	sw := &switcher{stdout: stdout, fallback: stdout}
-	h := &Handler{fallback: stdout, sw: sw}
+	sw := &switcher{}
+	if o.Fallback != nil {
+		sw.fallback = o.Fallback
+	} else {
+		sw.stdout = stdoutfallback.NewHandler(o.Stdout, &stdoutfallback.HandlerOptions{
+			HandlerOptions: o.HandlerOptions,
+			WriteTimeout:   o.WriteTimeout,
+		})
+		sw.fallback = sw.stdout
+	}
+	h := &Handler{fallback: sw.fallback, sw: sw}
 	sw.writer, sw.writerErr = newWriter(&o, sw)
 	if sw.writer != nil {
 		sw.journal = journal.NewHandler(sw.writer, &journal.HandlerOptions{HandlerOptions: o.HandlerOptions})
 		h.journal = sw.journal
 	}
 
-	d := detect(o.Target, sw.writer)
+	d, envErr := detect(o.Target, sw.writer, o.IgnoreEnv)
 	if d.Target == TargetJournal && sw.writer == nil {
-		d = Detection{Target: TargetStdout, Reason: "the journal cannot be used (" + d.Reason + "): " + sw.writerErr.Error()}
+		d = Detection{Target: TargetStdout, Reason: "the journal cannot be used (" + d.Reason + "): " + sw.writerErr.Error(), Forced: d.Forced}
 	}
 	sw.detection = d
 	sw.target.Store(int32(d.Target))
+	// The program's own Options.Target needs no announcement; the
+	// automatic rule's choice and the operator's do.
+	byEnv := d.Forced && strings.HasPrefix(d.Reason, EnvTarget+"=")
+	h.announce(d, envErr, o.Quiet || d.Forced && !byEnv)
 	return h
+}
+
+// announce logs, once, where h's records go and why, unless quiet; and
+// warns of a value of NEWSTYLE_LOG_TARGET it could not read.
+func (h *Handler) announce(d Detection, envErr error, quiet bool) {
+	ctx := context.Background()
+	if envErr != nil {
+		_ = report(ctx, h, slog.LevelWarn, "newstyle: "+EnvTarget+" is ignored", envErr, 0)
+	}
+	if quiet || d.Target == TargetNull {
+		return
+	}
+	r := slog.NewRecord(time.Now(), slog.LevelInfo, "newstyle: logging to "+h.sw.place(d.Target), 0)
+	r.AddAttrs(slog.String("target", d.Target.String()), slog.String("reason", d.Reason))
+	_ = h.Handle(ctx, r)
+}
+
+// place names where records of target t go, for a person.
+func (s *switcher) place(t Target) string {
+	switch {
+	case t == TargetJournal:
+		return "the journal"
+	case s.stdout == nil:
+		return "the fallback handler (Options.Fallback)"
+	}
+	return "stdout"
 }
 
 // newWriter makes the journal's Writer for o; the switcher counts what
@@ -281,7 +338,10 @@ type Stats struct {
 // Stats returns the counters of h and every Handler derived from the same
 // NewHandler.
 func (h *Handler) Stats() Stats {
-	st := Stats{StdoutTimeouts: h.sw.stdout.TimedOut()}
+	var st Stats
+	if h.sw.stdout != nil {
+		st.StdoutTimeouts = h.sw.stdout.TimedOut()
+	}
 	if h.sw.writer != nil {
 		st.Journal = h.sw.writer.Stats()
 	}

@@ -58,16 +58,28 @@ func TestDetect(t *testing.T) {
 			}
 			t.Setenv("JOURNAL_STREAM", stream)
 			var out bytes.Buffer
-			h := NewHandler(&Options{Target: tt.target, SocketPath: tt.socket, Stdout: &out})
+			h := NewHandler(&Options{Target: tt.target, SocketPath: tt.socket, Stdout: &out, Quiet: true})
 			d := h.Detection()
 			if d.Target != tt.want || !strings.Contains(d.Reason, tt.wantReason) {
 				t.Errorf("Detection = %v, want %v with %q", d, tt.want, tt.wantReason)
 			}
-			// Every Handler has its journal Writer (writers share one
-			// socket per path), whatever it chose; one on stdout sends
-			// nothing through it.
-			if st, ok := h.JournalStats(); !ok || st.Entries+st.Errors.Total() != 0 {
+			// Every Handler has its journal Writer, whatever it chose
+			// (it takes a socket only when it sends); quiet, it sends
+			// nothing but the warning of a value of NEWSTYLE_LOG_TARGET
+			// it cannot read, to where it logs.
+			warned := 0
+			if _, err := ParseTarget(tt.env); tt.env != "" && err != nil {
+				warned = 1
+			}
+			onJournal := 0
+			if tt.want == TargetJournal {
+				onJournal = warned
+			}
+			if st, ok := h.JournalStats(); !ok || st.Entries+st.Errors.Total() != uint64(onJournal) {
 				t.Errorf("JournalStats = %+v, %v", st, ok)
+			}
+			if tt.want == TargetStdout && strings.Count(out.String(), "\n") != warned {
+				t.Errorf("stdout: %q", out.String())
 			}
 		})
 	}

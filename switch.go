@@ -31,11 +31,11 @@ type switcher struct {
 	down atomic.Bool
 
 	// Made by NewHandler, never changed.
-	writer    *journal.Writer // nil when it could not be made
-	writerErr error           // why
-	journal   slog.Handler    // NewHandler's, for the reports
-	fallback  slog.Handler    // NewHandler's, for the reports
-	stdout    *stdoutfallback.Handler
+	writer    *journal.Writer         // nil when it could not be made
+	writerErr error                   // why
+	journal   slog.Handler            // NewHandler's, for the reports
+	fallback  slog.Handler            // NewHandler's, for the reports
+	stdout    *stdoutfallback.Handler // nil with Options.Fallback
 	detection Detection
 
 	mu       sync.Mutex // guards the rest; SetTarget and Close take it

@@ -147,7 +147,7 @@ func TestOptionsTargetNull(t *testing.T) {
 			t.Setenv(EnvTarget, env)
 			t.Setenv("JOURNAL_STREAM", "")
 			var out testutil.Buffer
-			h := NewHandler(&Options{Target: TargetNull, Stdout: &out})
+			h := NewHandler(&Options{Target: TargetNull, Stdout: &out, Quiet: true})
 			slog.New(h).Error("dropped?")
 			if env == "stdout" {
 				if h.Target() != TargetStdout || len(out.Lines()) != 1 {

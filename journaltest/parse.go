@@ -29,6 +29,9 @@ type Field struct {
 	Value []byte
 }
 
+// String returns the field's value as text.
+func (f Field) String() string { return string(f.Value) }
+
 // Entry is one journal entry: its fields as the client sent them.
 //
 // Fields are in the order the client sent them, the order on the wire:

@@ -164,10 +164,20 @@ func (s *Server) Wait(t testing.TB, n int, timeout time.Duration) []Received {
 			return got
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("journaltest: got %d entries after %v, want %d (errors: %v)", len(got), timeout, n, s.Err())
+			t.Fatalf("journaltest: got %d entries after %v, want %d (errors: %v)%s", len(got), timeout, n, s.Err(), s.hint(len(got)))
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// hint says what may send a client elsewhere, when a test sees fewer
+// entries than it waits for.
+func (s *Server) hint(got int) string {
+	h := "; is the client sending to " + s.path + "?"
+	if v := os.Getenv("NEWSTYLE_LOG_TARGET"); v != "" {
+		h += " NEWSTYLE_LOG_TARGET=" + v + " is set: a newstyle logger follows it unless Options.IgnoreEnv is set"
+	}
+	return h
 }
 
 // Err returns every difference recorded so far between what clients sent

@@ -4,7 +4,9 @@
 // ContextAttrs plugs into the ContextAttrs hook of newstyle.Options,
 // journal.HandlerOptions and stdoutfallback.HandlerOptions:
 //
-//	logger := newstyle.NewLogger(&newstyle.Options{ContextAttrs: otel.ContextAttrs})
+//	logger := newstyle.NewLogger(&newstyle.Options{
+//		HandlerOptions: slogopts.HandlerOptions{ContextAttrs: otel.ContextAttrs},
+//	})
 //	logger.InfoContext(ctx, "order placed") // ctx holds a span
 //
 // A record logged with a context that holds a valid span context

@@ -196,10 +196,14 @@ import (
 
 	"github.com/newstyle-go/newstyle"
 	nsotel "github.com/newstyle-go/newstyle/otel"
+	"github.com/newstyle-go/newstyle/slogopts"
 )
 
 func main() {
-	logger := newstyle.NewLogger(&newstyle.Options{Target: newstyle.TargetStdout, ContextAttrs: nsotel.ContextAttrs})
+	logger := newstyle.NewLogger(&newstyle.Options{
+		Target:         newstyle.TargetStdout,
+		HandlerOptions: slogopts.HandlerOptions{ContextAttrs: nsotel.ContextAttrs},
+	})
 	sc := trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID:    trace.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
 		SpanID:     trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8},

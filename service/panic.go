@@ -72,7 +72,7 @@ const panicNil = "panic called with nil argument"
 // ExitOnPanic) panicked with v, or, v being nil, ended without returning.
 // It must be called by the deferred function that recovered, on the
 // goroutine's stack as the panic or Goexit left it.
-func (s *Service) logAbnormalEnd(what string, v any) {
+func (s *Service) logAbnormalEnd(what string, v any, attrs ...any) {
 	trace, panicking := slogcore.AbnormalStack()
 	var msg string
 	var err error
@@ -85,7 +85,7 @@ func (s *Service) logAbnormalEnd(what string, v any) {
 	default:
 		msg, err = "service: "+what+" ended without returning: runtime.Goexit", errGoexit
 	}
-	s.logger.Log(context.Background(), newstyle.LevelCritical, msg, "panic", newstyle.WithTrace(err, trace))
+	s.logger.Log(context.Background(), newstyle.LevelCritical, msg, append([]any{"panic", newstyle.WithTrace(err, trace)}, attrs...)...)
 }
 
 // valueText formats v (a panic's value, a Reload error) as the handlers
