@@ -10,3 +10,8 @@ require (
 	github.com/systemd/slog-journal v0.1.2
 	golang.org/x/sys v0.50.0
 )
+
+require (
+	github.com/stretchr/testify v1.12.1
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+)

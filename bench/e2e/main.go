@@ -7,11 +7,22 @@
 // journald, on empty journal directories, for every measurement.
 //
 // Each measurement is one client sending -entries entries of the bench
-// workload from a child process with -goroutines goroutines, timed from
-// the child's first send until `journalctl --sync` returns (journald has
+// workload from a child process with -g goroutines, timed from the
+// child's first send until `journalctl --sync` returns (journald has
 // stored everything sent before), then checked: journalctl must count
 // every entry back. Rounds interleave the clients; the report gives
-// medians of per-round ratios.
+// medians with the least and greatest round beside them, and medians of
+// per-round ratios.
+//
+// Whether the figures can be trusted is part of the report: the 1-minute
+// load average before the first round and after the last (each read once
+// the machine has settled, for at most -settle), and each client's spread
+// over its rounds. A run is noisy when the load exceeds 0.3 × the CPUs,
+// or a client's entries/s spread over (max−min)/median > 15%, or it has
+// fewer than 3 rounds; a noisy run says why and prints no headline ratio.
+//
+// E2E_CPUPROFILE=PREFIX makes each measurement's child write a CPU
+// profile (runtime/pprof) of its sending to PREFIX.e2e-CLIENT-G-ROUND.
 package main
 
 import (
@@ -25,8 +36,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,16 +73,21 @@ const (
 	journaldPath = "/lib/systemd/systemd-journald"
 	socketPath   = "/run/systemd/journal/socket"
 	batchOf      = 100 // entries per datagram of the ceiling
+	journaldConf = "/etc/systemd/journald.conf"
+	// cpuProfileEnv names the prefix of the children's CPU profiles.
+	cpuProfileEnv = "E2E_CPUPROFILE"
 )
 
 func main() {
 	child := flag.String("child", "", "internal: run one client")
-	goroutines := flag.Int("goroutines", 1, "internal: goroutines of the client")
+	goroutines := flag.Int("goroutines", 1, "internal: goroutines of the child")
 	entries := flag.Int("entries", 200000, "entries per measurement")
-	rounds := flag.Int("rounds", 3, "rounds, each measuring every client")
+	rounds := flag.Int("rounds", 3, "rounds, each measuring every client (3 at least for a run that can be quiet)")
+	gList := flag.String("g", "1,4", "comma-separated numbers of goroutines to measure each client with")
 	only := flag.String("clients", "", "comma-separated clients to measure (default: all)")
+	settle := flag.Duration("settle", 3*time.Minute, "before the first round and after the last, wait at most this long for the load average to fall to 0.3 × CPUs (0: read it at once)")
 	svg := flag.String("svg", "e2e.svg", "where to write the chart")
-	md := flag.String("md", "e2e.md", "where to write the table")
+	md := flag.String("md", "e2e.md", "where to write the report")
 	flag.Parse()
 	if *only != "" {
 		clients = strings.Split(*only, ",")
@@ -83,7 +99,26 @@ func main() {
 		}
 		return
 	}
-	if err := run(*entries, *rounds, *svg, *md); err != nil {
+	var gs []int
+	for _, f := range strings.Split(*gList, ",") {
+		g, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || g < 1 {
+			fmt.Fprintf(os.Stderr, "e2e: -g %q: want numbers of goroutines, 1 or more\n", *gList)
+			os.Exit(2)
+		}
+		gs = append(gs, g)
+	}
+	for _, c := range clients {
+		if _, ok := clientTitle[c]; !ok {
+			fmt.Fprintf(os.Stderr, "e2e: no client %q\n", c)
+			os.Exit(2)
+		}
+	}
+	if *entries < 1 || *rounds < 1 {
+		fmt.Fprintln(os.Stderr, "e2e: -entries and -rounds must be 1 or more")
+		os.Exit(2)
+	}
+	if err := measureAll(*entries, *rounds, gs, *settle, *svg, *md); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
@@ -95,7 +130,7 @@ type result struct {
 	cpu    float64 // client CPU µs per entry
 }
 
-func run(entries, rounds int, svgPath, mdPath string) error {
+func measureAll(entries, rounds int, gs []int, settle time.Duration, svgPath, mdPath string) error {
 	if os.Getenv("NEWSTYLE_PRIVATE_NS") != "1" {
 		return errors.New("run me in scripts/private-ns.sh (make bench-e2e): I start and stop journald, and wipe its journal")
 	}
@@ -103,33 +138,122 @@ func run(entries, rounds int, svgPath, mdPath string) error {
 	if err != nil {
 		return err
 	}
-	gs := []int{1, 4}
-	res := map[string]map[int][]result{}
-	for _, c := range clients {
-		res[c] = map[int][]result{}
+	r := &run{entries: entries, rounds: rounds, clients: clients, gs: gs, res: map[string]map[int][]result{}}
+	r.when = time.Now()
+	r.goVersion = runtime.Version()
+	r.cpus = runtime.NumCPU()
+	r.rateLimit, r.rateLimitOff = rateLimit()
+	if r.systemd, err = systemdVersion(); err != nil {
+		return err
 	}
-	for r := 0; r < rounds; r++ {
+	if r.loadBefore, err = settledLoad("before the run", r.loadLimit(), settle); err != nil {
+		return err
+	}
+	for _, c := range clients {
+		r.res[c] = map[int][]result{}
+	}
+	for round := 0; round < rounds; round++ {
 		for _, g := range gs {
 			order := append([]string(nil), clients...)
 			// Interleaved: each round starts with another client.
-			k := r % len(order)
+			k := round % len(order)
 			order = append(order[k:], order[:k]...)
 			for _, c := range order {
-				m, err := measure(exe, c, g, entries, r)
+				m, err := measure(exe, c, g, entries, round)
 				if err != nil {
-					return fmt.Errorf("%s, %d goroutines, round %d: %w", c, g, r+1, err)
+					return fmt.Errorf("%s, %d goroutines, round %d: %w", c, g, round+1, err)
 				}
-				fmt.Printf("round %d  %-15s %d goroutine(s): %8.0f entries/s  %6.2f µs CPU/entry\n", r+1, c, g, m.perSec, m.cpu)
-				res[c][g] = append(res[c][g], m)
+				fmt.Printf("round %d  %-15s %d goroutine(s): %8.0f entries/s  %6.2f µs CPU/entry\n", round+1, c, g, m.perSec, m.cpu)
+				r.res[c][g] = append(r.res[c][g], m)
 			}
 		}
 	}
-	table := report(res, gs, rounds, entries)
-	fmt.Print(table)
-	if err := os.WriteFile(mdPath, []byte(table), 0o644); err != nil {
+	if r.loadAfter, err = settledLoad("after the run", r.loadLimit(), settle); err != nil {
 		return err
 	}
-	return os.WriteFile(svgPath, []byte(chart(res, gs)), 0o644)
+	report := r.markdown()
+	fmt.Print("\n", report)
+	if err := os.WriteFile(mdPath, []byte(report), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(svgPath, []byte(r.chart()), 0o644)
+}
+
+// loadAverage reads the 1-minute load average.
+func loadAverage() (float64, error) {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0, fmt.Errorf("/proc/loadavg: %q", b)
+	}
+	return strconv.ParseFloat(f[0], 64)
+}
+
+// settledLoad reads the 1-minute load average once it is at most limit,
+// or settle has passed. The measurements keep about two tasks running
+// (journald and a client), and that decays from the 1-minute average
+// with a time constant of a minute: right after the run it says more
+// about the run than about the rest of the machine. The kernel updates
+// the average every 5 seconds.
+func settledLoad(when string, limit float64, settle time.Duration) (float64, error) {
+	deadline := time.Now().Add(settle)
+	load, err := loadAverage()
+	if err != nil || load <= limit || settle <= 0 {
+		return load, err
+	}
+	fmt.Printf("load average %.2f %s: waiting for it to fall to %.2f, at most %v\n", load, when, limit, settle)
+	for load > limit && time.Now().Before(deadline) {
+		time.Sleep(min(5*time.Second, time.Until(deadline)))
+		if load, err = loadAverage(); err != nil {
+			return 0, err
+		}
+	}
+	fmt.Printf("load average %s: %.2f\n", when, load)
+	return load, nil
+}
+
+// systemdVersion is the first line of journalctl --version: the
+// journald measured is the same build.
+func systemdVersion() (string, error) {
+	out, err := exec.Command("journalctl", "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("journalctl --version: %w", err)
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	return strings.TrimSpace(first), nil
+}
+
+// rateLimit says how journald.conf sets journald's rate limit, for the
+// report, and whether it turns it off: the figures are what journald
+// stores with no limit.
+func rateLimit() (string, bool) {
+	b, err := os.ReadFile(journaldConf)
+	if err != nil {
+		return "journald's default, 10,000 entries per 30 s per unit (" + journaldConf + " unreadable)", false
+	}
+	var set []string
+	off := false
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok || (k != "RateLimitBurst" && k != "RateLimitIntervalSec") {
+			continue
+		}
+		set = append(set, k+"="+v)
+		// 0 turns it off, in either setting (a time may have a unit: 0s).
+		if n, err := strconv.Atoi(strings.TrimRight(strings.TrimSpace(v), "usminh")); err == nil && n == 0 {
+			off = true
+		}
+	}
+	switch {
+	case off:
+		return "off (" + strings.Join(set, ", ") + " in " + journaldConf + ")", true
+	case len(set) > 0:
+		return "ON (" + strings.Join(set, ", ") + " in " + journaldConf + ")", false
+	}
+	return "journald's default, 10,000 entries per 30 s per unit (" + journaldConf + " sets none)", false
 }
 
 // measure runs one client against a fresh journald.
@@ -143,6 +267,10 @@ func measure(exe, client string, g, entries, round int) (result, error) {
 	cmd := exec.Command(exe, "-child", client, "-goroutines", strconv.Itoa(g), "-entries", strconv.Itoa(entries))
 	cmd.Args[0] = ident // slog-journal takes SYSLOG_IDENTIFIER from os.Args[0]
 	cmd.Env = append(os.Environ(), "E2E_IDENT="+ident)
+	if p := os.Getenv(cpuProfileEnv); p != "" {
+		// One profile a measurement, named after it.
+		cmd.Env = append(cmd.Env, cpuProfileEnv+"="+p+"."+ident)
+	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -314,7 +442,7 @@ func runClient(client string, g, entries int) error {
 		return fmt.Errorf("no client %q", client)
 	}
 
-	if p := os.Getenv("E2E_CPUPROFILE"); p != "" {
+	if p := os.Getenv(cpuProfileEnv); p != "" {
 		f, err := os.Create(p)
 		if err != nil {
 			return err
@@ -413,109 +541,4 @@ func (c *ceiling) send(i int) error {
 		}
 		return nil
 	}
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// ratios returns, per round, f(round's results).
-func ratios(res map[string]map[int][]result, g int, f func(map[string]result) float64) []float64 {
-	var out []float64
-	for r := range res[clients[0]][g] {
-		m := map[string]result{}
-		for _, c := range clients {
-			m[c] = res[c][g][r]
-		}
-		out = append(out, f(m))
-	}
-	return out
-}
-
-func report(res map[string]map[int][]result, gs []int, rounds, entries int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "\n%d entries a measurement, %d rounds; medians.\n\n", entries, rounds)
-	fmt.Fprintf(&b, "| client | goroutines | entries/s | client CPU µs/entry |\n| --- | ---: | ---: | ---: |\n")
-	for _, g := range gs {
-		for _, c := range clients {
-			var ps, cs []float64
-			for _, m := range res[c][g] {
-				ps, cs = append(ps, m.perSec), append(cs, m.cpu)
-			}
-			fmt.Fprintf(&b, "| %s | %d | %.0f | %.2f |\n", clientTitle[c], g, median(ps), median(cs))
-		}
-	}
-	fmt.Fprintf(&b, "\nMedians of per-round ratios:\n\n| goroutines | async / ceiling | async / fastest peer | async CPU / cheapest peer's | sync / fastest peer | sync CPU / fastest peer's |\n| ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	for _, g := range gs {
-		fastest := func(m map[string]result) result {
-			if m["go-systemd"].perSec >= m["slog-journal"].perSec {
-				return m["go-systemd"]
-			}
-			return m["slog-journal"]
-		}
-		cheapest := func(m map[string]result) float64 { return min(m["go-systemd"].cpu, m["slog-journal"].cpu) }
-		fmt.Fprintf(&b, "| %d | %.2f | %.2f | %.2f | %.2f | %.2f |\n", g,
-			median(ratios(res, g, func(m map[string]result) float64 { return m["newstyle-async"].perSec / m["ceiling"].perSec })),
-			median(ratios(res, g, func(m map[string]result) float64 { return m["newstyle-async"].perSec / fastest(m).perSec })),
-			median(ratios(res, g, func(m map[string]result) float64 { return m["newstyle-async"].cpu / cheapest(m) })),
-			median(ratios(res, g, func(m map[string]result) float64 { return m["newstyle"].perSec / fastest(m).perSec })),
-			median(ratios(res, g, func(m map[string]result) float64 { return m["newstyle"].cpu / fastest(m).cpu })),
-		)
-	}
-	return b.String()
-}
-
-// chart draws the median entries/s of each client, a group of bars per
-// number of goroutines.
-func chart(res map[string]map[int][]result, gs []int) string {
-	const w, h, left, top, barW, gap = 760, 360, 70, 40, 22, 40
-	colors := []string{"#9e9e9e", "#bdbdbd", "#64b5f6", "#1565c0", "#2e7d32"}
-	max := 0.0
-	med := map[string]map[int]float64{}
-	for _, c := range clients {
-		med[c] = map[int]float64{}
-		for _, g := range gs {
-			var ps []float64
-			for _, m := range res[c][g] {
-				ps = append(ps, m.perSec)
-			}
-			med[c][g] = median(ps)
-			if med[c][g] > max {
-				max = med[c][g]
-			}
-		}
-	}
-	plotH := float64(h - top - 70)
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
-	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14">entries/s stored by a real systemd-journald (median)</text>`+"\n", left)
-	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", left, h-70, w-20, h-70)
-	for i := 0; i <= 4; i++ {
-		v := max * float64(i) / 4
-		y := float64(h-70) - plotH*float64(i)/4
-		fmt.Fprintf(&b, `<text x="%d" y="%.0f" text-anchor="end">%.0fk</text>`+"\n", left-6, y+4, v/1000)
-		fmt.Fprintf(&b, `<line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#eee"/>`+"\n", left, y, w-20, y)
-	}
-	x := left + gap
-	for _, g := range gs {
-		x0 := x
-		for i, c := range clients {
-			bh := plotH * med[c][g] / max
-			fmt.Fprintf(&b, `<rect x="%d" y="%.0f" width="%d" height="%.0f" fill="%s"/>`+"\n", x, float64(h-70)-bh, barW*2, bh, colors[i])
-			x += barW*2 + 4
-		}
-		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">%d goroutine(s)</text>`+"\n", (x0+x)/2, h-52, g)
-		x += gap
-	}
-	for i, c := range clients {
-		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="12" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n",
-			left+(i%3)*230, h-36+(i/3)*18, colors[i], left+(i%3)*230+16, h-26+(i/3)*18, clientTitle[c])
-	}
-	b.WriteString("</svg>\n")
-	return b.String()
 }

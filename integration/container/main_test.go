@@ -93,10 +93,13 @@ func run(m *testing.M) (code int) {
 	if goCmd == "" {
 		goCmd = "go"
 	}
-	build := exec.Command(goCmd, "build", "-o", filepath.Join(binDir, "newstyle-demo"),
-		"github.com/newstyle-go/newstyle/cmd/newstyle-demo")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fail("building the demo: %v\n%s", err, out)
+	// The demo, and the program of TestRateLimit.
+	for _, pkg := range []string{"cmd/newstyle-demo", "integration/burstchild"} {
+		build := exec.Command(goCmd, "build", "-o", filepath.Join(binDir, filepath.Base(pkg)),
+			"github.com/newstyle-go/newstyle/"+pkg)
+		if out, err := build.CombinedOutput(); err != nil {
+			return fail("building %s: %v\n%s", pkg, err, out)
+		}
 	}
 
 	tree := os.Getenv("NEWSTYLE_SYSTEMD_TREE")
