@@ -82,8 +82,9 @@ type Options struct {
 
 	// Quiet leaves out the record NewHandler logs, once, to say where
 	// records go and why, when the automatic rule or NEWSTYLE_LOG_TARGET
-	// chose it ("newstyle: logging to the journal", at Info). A value of
-	// NEWSTYLE_LOG_TARGET it cannot read is warned about all the same.
+	// chose it ("newstyle: logging to the journal", at Info, so a Level
+	// above Info leaves it out too). A value of NEWSTYLE_LOG_TARGET it
+	// cannot read is warned about all the same.
 	Quiet bool
 
 	// SyslogIdentifier is the journal's SYSLOG_IDENTIFIER (journalctl -t);
@@ -180,7 +181,7 @@ func (h *Handler) announce(d Detection, envErr error, quiet bool) {
 	if envErr != nil {
 		_ = report(ctx, h, slog.LevelWarn, "newstyle: "+EnvTarget+" is ignored", envErr, 0)
 	}
-	if quiet || d.Target == TargetNull {
+	if quiet || !h.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
 	r := slog.NewRecord(time.Now(), slog.LevelInfo, "newstyle: logging to "+h.sw.place(d.Target), 0)
@@ -317,8 +318,15 @@ func (h *Handler) Flush(ctx context.Context) error {
 // Stats counts what the Handlers derived from one NewHandler did with
 // their records: the journal Writer's counters, whose invariant
 // journal.Stats states (every record the Writer was given is in exactly
-// one of Entries, Errors and Dropped, once its fate is known), and how
-// many went to stdout instead, or could not go there either.
+// one of Entries, Errors, Dropped and Queued, in both modes), and how
+// many went to stdout instead, or could not go there either. A record
+// the journal did not take (Journal.Errors) is written to stdout
+// (OnStdout) unless stdout timed out too (StdoutTimeouts).
+//
+// Handler.Stats returns them, and service.Service.LogStats for a
+// service's logger; to publish them with expvar:
+//
+//	expvar.Publish("newstyle", expvar.Func(func() any { return h.Stats() }))
 type Stats struct {
 	// Journal is the journal Writer's counters; zero without a Writer
 	// (JournalStats says whether there is one).

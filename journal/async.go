@@ -249,6 +249,7 @@ func (q *asyncQueue) enqueue(entry []byte, pri Priority) error {
 		return ErrClosed
 	}
 	q.appendLocked(entry, entryInfo{})
+	q.w.stats.queued.Add(1)
 	var ch chan error
 	if pri <= q.syncPri {
 		ch = make(chan error, 1)
@@ -516,6 +517,7 @@ func (q *asyncQueue) giveUp(entries []entryInfo) error {
 			q.lost += e.lost
 			continue
 		}
+		q.w.stats.queued.Add(-1)
 		q.w.stats.fail(err)
 		q.lost++
 		q.abandoned++
@@ -600,6 +602,7 @@ func (q *asyncQueue) undelivered(data []byte, entries []entryInfo, base int, err
 			q.abandoned++
 		}
 		q.mu.Unlock()
+		q.w.stats.queued.Add(-1)
 		q.w.stats.fail(err)
 		if q.onUndelivered != nil && !past {
 			q.callUndelivered(entry, err)

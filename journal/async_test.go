@@ -160,6 +160,11 @@ func TestAsyncDropNewestReports(t *testing.T) {
 	if dropped == 0 {
 		t.Fatal("nothing dropped")
 	}
+	// While journald stalls, the entries not sent yet are in Queued.
+	st := w.Stats()
+	if st.Queued == 0 || st.Entries+st.Errors.Total()+st.Dropped+st.Queued != uint64(sent+dropped) {
+		t.Errorf("stalled: Stats = %+v, want every one of %d Sends in one counter, some Queued", st, sent+dropped)
+	}
 	srv.Resume()
 	// A report is queued each time the sender has made room, so there may
 	// be several; each Flush delivers those queued before it.
@@ -174,8 +179,8 @@ func TestAsyncDropNewestReports(t *testing.T) {
 		t.Errorf("%d records and reports of %d dropped; want %d and %d", records, reported, sent, dropped)
 	}
 	// Every Send is in exactly one counter; the reports are counted apart.
-	st := w.Stats()
-	if st.Dropped != uint64(dropped) || st.Entries != uint64(sent) || st.Reports != uint64(reports) ||
+	st = w.Stats()
+	if st.Dropped != uint64(dropped) || st.Entries != uint64(sent) || st.Reports != uint64(reports) || st.Queued != 0 ||
 		st.Entries+st.Errors.Total()+st.Dropped != uint64(sent+dropped) {
 		t.Errorf("Stats = %+v, want %d dropped, %d entries and %d reports", st, dropped, sent, reports)
 	}

@@ -6,21 +6,28 @@ import (
 	"sync/atomic"
 )
 
-// Stats counts what a Writer did since it was made. Every Send adds to
-// exactly one of Entries and the error counts, so
-// Entries + Errors.Total() is the number of calls to Send.
+// Stats counts what a Writer did since it was made. Every call to Send
+// (and every record a Handler writes through the Writer) is in exactly
+// one of Entries, Errors, Dropped and Queued, in both modes:
 //
-// An asynchronous Writer (WriterOptions.Async) counts an entry when its
-// fate is known: Entries or Errors once the sender has sent it or given
-// up, Dropped when a full queue dropped it; entries still queued are in
-// none yet. Then Entries + Errors.Total() + Dropped + queued is the
-// number of calls to Send.
+//	Entries + Errors.Total() + Dropped + Queued == calls to Send
+//
+// whenever no Send is running (a snapshot taken while an asynchronous
+// Writer's sender finishes a datagram may be short by that datagram's
+// entries for a moment). A synchronous Writer knows each entry's
+// fate when Send returns, so its Dropped and Queued stay 0. An
+// asynchronous Writer (WriterOptions.Async) counts an entry in Queued
+// from Send until its sender has sent it (Entries) or given up on it
+// (Errors), and in Dropped when a full queue dropped it (OnFullDropNewest);
+// after Flush or Close, Queued is 0. The Writer's own reports are in
+// Reports and nowhere else.
 type Stats struct {
 	Entries uint64      // entries of Send that journald's socket took
 	Bytes   uint64      // the size of the datagrams it took, as encoded
 	Memfd   uint64      // datagrams passed as a memfd (or /dev/shm file)
 	Errors  ErrorCounts // entries not sent, by reason
 	Dropped uint64      // entries a full queue dropped (OnFullDropNewest)
+	Queued  uint64      // entries queued and not sent or given up yet
 
 	// Reports counts the entries of the Writer's own that journald took:
 	// the reports of lost entries (DroppedMessageID) and of a callback's
@@ -65,6 +72,7 @@ func (c ErrorCounts) Total() uint64 {
 type counters struct {
 	entries, bytes, memfd, dropped, datagrams atomic.Uint64
 	reports, callbackPanics                   atomic.Uint64
+	queued                                    atomic.Int64
 	errs                                      [numKinds]atomic.Uint64
 	batches                                   [8]atomic.Uint64
 }
@@ -101,6 +109,7 @@ func (c *counters) sent(n int, viaFile bool) {
 // sentBatch counts a datagram of size bytes that carried the entries of
 // sends Sends and own reports of the Writer's.
 func (c *counters) sentBatch(size, sends, own int, viaFile bool) {
+	c.queued.Add(-int64(sends))
 	c.entries.Add(uint64(sends))
 	c.reports.Add(uint64(own))
 	c.bytes.Add(uint64(size))
@@ -132,6 +141,7 @@ func (w *Writer) Stats() Stats {
 		Bytes:     c.bytes.Load(),
 		Memfd:     c.memfd.Load(),
 		Dropped:   c.dropped.Load(),
+		Queued:    uint64(max(c.queued.Load(), 0)),
 		Reports:   c.reports.Load(),
 		Datagrams: c.datagrams.Load(),
 

@@ -643,6 +643,18 @@ func (s *Service) runStopHooks(deadline time.Time) int {
 // Logger returns the logger Run made (also slog's default).
 func (s *Service) Logger() *slog.Logger { return s.logger }
 
+// LogStats returns the counters of the Service's logger (see
+// newstyle.Stats): what went to the journal, to stdout, or was lost, and
+// why. Publish them where operators look, with expvar for example:
+//
+//	expvar.Publish("newstyle", expvar.Func(func() any { return svc.LogStats() }))
+func (s *Service) LogStats() newstyle.Stats {
+	if h, ok := s.logger.Handler().(*newstyle.Handler); ok {
+		return h.Stats()
+	}
+	return newstyle.Stats{}
+}
+
 // Ready tells systemd the program is ready (READY=1), with status as its
 // STATUS= line when not empty. A Type=notify unit becomes active only now.
 // With a bus name (Options.BusName), it first waits until

@@ -35,6 +35,11 @@
 //	systemctl service-log-level newstyle-demo info
 //	systemctl service-log-target newstyle-demo console
 //
+// or, without D-Bus, over HTTP from the same host (service.LevelHandler
+// on svc.Level()):
+//
+//	curl -X PUT -d debug localhost:8080/debug/level
+//
 // newstyle-demo.service and newstyle-demo.socket beside this file are its
 // units; io.github.newstyle_go.Demo1.conf is the system bus's policy for
 // its name (in /etc/dbus-1/system.d/ or /usr/share/dbus-1/system.d/,
@@ -57,6 +62,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -134,8 +140,7 @@ type demo struct {
 
 func (d *demo) run(ctx context.Context, svc *service.Service, listen string) error {
 	log := svc.Logger()
-	// Listener takes LISTEN_FDS away from the environment: look first.
-	activated := os.Getenv("LISTEN_FDS") != ""
+	activated := svc.Activated("http")
 	ln, err := svc.Listener("http", listen)
 	if err != nil {
 		return err
@@ -163,10 +168,18 @@ func (d *demo) run(ctx context.Context, svc *service.Service, listen string) err
 	mux.HandleFunc("GET /hang", d.hang)
 	mux.HandleFunc("GET /crash", d.crashOnPurpose)
 	mux.HandleFunc("GET /slow", slow)
+	// The log level, read and set over HTTP, from this host only:
+	// curl -X PUT -d debug localhost:8080/debug/level
+	mux.Handle("/debug/level", loopbackOnly(service.LevelHandler(svc.Level())))
+	// A panic in a handler ends the process through svc.ExitOnPanic —
+	// logged at crit with its stack, one entry, exit status 2 — rather
+	// than net/http's recovery, which logs it line by line and serves on
+	// in a state nobody knows (svc.RecoverHTTP logs it the same way and
+	// serves on).
 	srv := &http.Server{
-		Handler:           logRequests(log, exitOnPanic(svc, mux)),
+		Handler:           logRequests(log, svc.ExitOnHTTPPanic(mux)),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          svc.ErrorLog(),
 	}
 	svc.OnStop("http", srv.Shutdown)
 	svc.Ready("serving on " + ln.Addr().String())
@@ -354,13 +367,14 @@ func (d *demo) loadGreeting() error {
 	return nil
 }
 
-// exitOnPanic makes a panic in a handler end the process through
-// svc.ExitOnPanic — logged at crit with its stack, one entry, exit status
-// 2 — rather than net/http's recovery, which logs it line by line and
-// serves on in a state nobody knows.
-func exitOnPanic(svc *service.Service, next http.Handler) http.Handler {
+// loopbackOnly refuses requests that do not come from this host.
+func loopbackOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer svc.ExitOnPanic()
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
