@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -193,9 +194,13 @@ func TestServiceLevel(t *testing.T) {
 // reports a failed hook and one that outlives the context.
 func TestNewShutdown(t *testing.T) {
 	svc := New(&Options{Log: &newstyle.Options{Target: newstyle.TargetNull}})
+	var mu sync.Mutex // the hooks run at once
 	var ran []string
-	svc.OnStop("first", func(context.Context) error { ran = append(ran, "first"); return nil })
-	svc.OnStop("second", func(context.Context) error { ran = append(ran, "second"); return nil })
+	hook := func(name string) func(context.Context) error {
+		return func(context.Context) error { mu.Lock(); defer mu.Unlock(); ran = append(ran, name); return nil }
+	}
+	svc.OnStop("first", hook("first"))
+	svc.OnStop("second", hook("second"))
 	require.NoError(t, svc.Shutdown(context.Background()))
 	assert.ElementsMatch(t, []string{"first", "second"}, ran)
 

@@ -595,19 +595,25 @@ func (s *Service) runStopHooks(deadline time.Time) int {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 
+	// running counts the hooks of each name still running; filled before
+	// any starts, since each takes itself out when it returns.
 	var mu sync.Mutex
-	running := map[string]bool{}
+	running := map[string]int{}
+	for _, h := range hooks {
+		running[h.name]++
+	}
 	failed := false
 	var wg sync.WaitGroup
 	for _, h := range hooks {
-		running[h.name] = true
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			s.guard("stop hook "+strconv.Quote(h.name), func() {
 				err := h.fn(ctx)
 				mu.Lock()
-				delete(running, h.name)
+				if running[h.name]--; running[h.name] == 0 {
+					delete(running, h.name)
+				}
 				mu.Unlock()
 				if err != nil {
 					s.logger.Error("service: stop hook failed", "hook", h.name, "err", err)
