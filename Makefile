@@ -25,7 +25,8 @@
 # make demo   run examples/journal-writer and examples/slog-tour against a
 #             private journald and show their entries as journalctl does;
 #             then cmd/newstyle-demo as a service in a throwaway systemd
-#             container: requests, an error, a panic and the restart, as
+#             container: requests, an error, a panic and the restart, a
+#             crash no recover sees (one entry by the crash watcher), as
 #             journalctl -o json-pretty shows them (scripts/demo-container.sh);
 #             make demo SYSTEMD=257 does all of it on systemd 257
 # make bench  the benchmarks of the bench module, in a private namespace
