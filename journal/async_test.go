@@ -217,7 +217,7 @@ func TestAsyncSyncPriority(t *testing.T) {
 	w := newAsyncWriter(t, srv.Path(), timeout, AsyncOptions{})
 	srv.Pause()
 	// Fill journald's queue so that nothing more goes through.
-	for i := 0; i < 10000 && sockOf(t, w).sendto([]byte("MESSAGE=fill\n")) == 0; i++ {
+	for i := 0; i < 10000 && sockOf(t, w).fill([]byte("MESSAGE=fill\n")) == 0; i++ {
 	}
 	start := time.Now()
 	if err := w.Send("info", PriInfo); err != nil {

@@ -25,9 +25,11 @@ import (
 // kernel: only the leader holds a thread. The leader sends its own entry,
 // then, in order, the entries of those queued behind it meanwhile; where
 // journald takes several entries in one datagram (see batchable), all of
-// them in one. When its own entry is sent (or its time is up) it hands
-// the lead to the oldest sender still queued, and returns: each queued
-// sender is woken once, to learn its outcome or to lead.
+// them in one. When its own entry is sent (or its time is up) it sends
+// once more for those queued behind it, if journald's queue has room at
+// once (help), then hands the lead to the oldest sender still queued,
+// and returns: each queued sender is woken once, to learn its outcome or
+// to lead.
 //
 // Each sender waits at most its own timeout, then gives up its place. A
 // sender whose entry the leader is sending at that moment learns the
@@ -97,10 +99,30 @@ func (q *congestion) busy() bool { return q.waiting.Load() != 0 }
 func (q *congestion) send(s *socket, data, oob []byte, timeout time.Duration, abort <-chan struct{}) unix.Errno {
 	if q.leading.CompareAndSwap(false, true) {
 		errno := q.sendOwn(s, data, oob, timeout, abort)
+		if q.busy() {
+			q.help(s)
+		}
 		q.release()
 		return errno
 	}
 	return q.wait(s, data, oob, timeout, abort)
+}
+
+// help sends, once, for those who queued while the leader sent its own
+// entry (in one datagram where journald takes batches), when journald's
+// queue has room at once: what the sender to be promoted would have
+// sent, without waking it to send it. Its own Send is delayed by one
+// system call that does not wait.
+func (q *congestion) help(s *socket) {
+	if q.take() == 0 {
+		return
+	}
+	switch errno := q.sendTaken(s, unix.MSG_DONTWAIT); errno {
+	case unix.EAGAIN, unix.EINTR:
+		q.giveBack(0)
+	default:
+		q.finishTaken(errno, nil)
+	}
 }
 
 // sendOwn is the leader's send of its own datagram when nobody is queued:
@@ -222,7 +244,7 @@ func (q *congestion) lead(s *socket, me *waiter, deadline time.Time, abort <-cha
 		if q.take() == 0 {
 			continue // the queue ahead of me was senders who gave up
 		}
-		errno := q.sendTaken(s)
+		errno := q.sendTaken(s, 0)
 		switch errno {
 		case unix.EAGAIN, unix.EINTR:
 			// The slice ran out, or a signal came: look at the time,
@@ -323,12 +345,12 @@ func (q *congestion) take() int {
 }
 
 // sendTaken sends the taken entries as one datagram, blocking for at most
-// sliceTimeout: a batch is built in msg, entries separated by an empty
-// line.
-func (q *congestion) sendTaken(s *socket) unix.Errno {
+// sliceTimeout (not at all with flags MSG_DONTWAIT): a batch is built in
+// msg, entries separated by an empty line.
+func (q *congestion) sendTaken(s *socket, flags int) unix.Errno {
 	w := q.taken[0]
 	if len(q.taken) == 1 {
-		return s.sendBlocking(w.data, w.oob)
+		return s.sendto(w.data, w.oob, flags)
 	}
 	q.msg = q.msg[:0]
 	for i, w := range q.taken {
@@ -337,7 +359,7 @@ func (q *congestion) sendTaken(s *socket) unix.Errno {
 		}
 		q.msg = append(q.msg, w.data...)
 	}
-	errno := s.sendBlocking(q.msg, nil)
+	errno := s.sendto(q.msg, nil, flags)
 	if cap(q.msg) > 2*maxBatchBytes {
 		q.msg = nil
 	}
@@ -345,7 +367,7 @@ func (q *congestion) sendTaken(s *socket) unix.Errno {
 		// Too large as one datagram for this socket's buffer: the
 		// first entry alone, the others back in the queue.
 		q.giveBack(1)
-		return s.sendBlocking(w.data, w.oob)
+		return s.sendto(w.data, w.oob, flags)
 	}
 	return errno
 }

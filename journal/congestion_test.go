@@ -159,7 +159,7 @@ func TestWaitersDeliveredWhenJournaldReads(t *testing.T) {
 	// Fill the queue so that the next senders must wait.
 	filled := 0
 	for ; filled < 10000; filled++ {
-		if sockOf(t, w).sendto([]byte("MESSAGE=fill\n")) != 0 {
+		if sockOf(t, w).fill([]byte("MESSAGE=fill\n")) != 0 {
 			break
 		}
 	}
@@ -209,7 +209,7 @@ func TestWaitersFailFastWhenJournaldGoes(t *testing.T) {
 	srv := journaltest.NewServer(t)
 	w := newTestWriter(t, srv.Path(), WriterOptions{SendTimeout: 30 * time.Second})
 	srv.Pause()
-	for i := 0; i < 10000 && sockOf(t, w).sendto([]byte("MESSAGE=fill\n")) == 0; i++ {
+	for i := 0; i < 10000 && sockOf(t, w).fill([]byte("MESSAGE=fill\n")) == 0; i++ {
 	}
 	const waiters = 50
 	errs := make(chan error, waiters)
@@ -282,11 +282,9 @@ func TestWritersShareOneSocket(t *testing.T) {
 	}
 }
 
-// sendto makes one attempt to send data as a datagram, without waiting:
+// fill makes one attempt to send data as a datagram, without waiting:
 // what the tests fill a socket's queue with.
-func (s *socket) sendto(data []byte) unix.Errno {
-	return errnoOf(unix.Sendto(s.fd, data, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT, s.to))
-}
+func (s *socket) fill(data []byte) unix.Errno { return s.sendto(data, nil, unix.MSG_DONTWAIT) }
 
 // Senders whose times run out at every point of a send — queued, taken
 // for a send, promoted to lead — all return within their bound, and the

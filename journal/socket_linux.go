@@ -152,16 +152,20 @@ func (s *socket) send(data []byte, timeout time.Duration, abort <-chan struct{})
 // descriptor in oob, waiting in the kernel for room in journald's queue
 // for at most sliceTimeout (the socket's SO_SNDTIMEO): EAGAIN then. Only
 // the leader of congestion calls it.
-func (s *socket) sendBlocking(data, oob []byte) unix.Errno {
+func (s *socket) sendBlocking(data, oob []byte) unix.Errno { return s.sendto(data, oob, 0) }
+
+// sendto is one attempt to send, with flags added to MSG_NOSIGNAL
+// (MSG_DONTWAIT: no wait for room at all).
+func (s *socket) sendto(data, oob []byte, flags int) unix.Errno {
 	if oob != nil {
-		return errnoOf(unix.Sendmsg(s.fd, nil, oob, s.to, unix.MSG_NOSIGNAL))
+		return errnoOf(unix.Sendmsg(s.fd, nil, oob, s.to, unix.MSG_NOSIGNAL|flags))
 	}
 	var p unsafe.Pointer
 	if len(data) > 0 {
 		p = unsafe.Pointer(&data[0])
 	}
 	_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(p), uintptr(len(data)),
-		unix.MSG_NOSIGNAL, uintptr(unsafe.Pointer(&s.addr)), uintptr(s.addrLen))
+		uintptr(unix.MSG_NOSIGNAL|flags), uintptr(unsafe.Pointer(&s.addr)), uintptr(s.addrLen))
 	return errno
 }
 
