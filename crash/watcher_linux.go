@@ -146,9 +146,9 @@ type watcher struct {
 // writer of it is gone, and returns its exit status.
 func watch(c *config) int {
 	signal.Ignore(ignoredSignals...)
-	setName(journal.ProgramName())
 	closeInherited()
 	unix.CloseOnExec(fdAlive)
+	setName(journal.ProgramName())
 	w := &watcher{cfg: c, found: make(chan struct{}), stderrDone: make(chan struct{})}
 	w.out.init(c.max)
 	if c.stderr {
