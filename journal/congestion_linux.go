@@ -50,6 +50,7 @@ type congestion struct {
 	waiting atomic.Int64
 
 	// The leader's own; only the leader touches them.
+	me    *waiter   // the leader's queued entry while it leads from the queue (lead)
 	taken []*waiter // the entries of the send under way
 	late  []*waiter // those of them whose time ran out meanwhile
 	msg   []byte    // the datagram of a batch
@@ -224,6 +225,10 @@ func (w *waiter) stopTimer() {
 func (w *waiter) recycle() unix.Errno {
 	errno := w.errno
 	w.data, w.oob, w.errno = nil, nil, 0
+	select {
+	case <-w.done: // a signal left over must not wake its next user
+	default:
+	}
 	waiterPool.Put(w)
 	return errno
 }
@@ -232,9 +237,11 @@ func (w *waiter) recycle() unix.Errno {
 // queued entry, is sent or its deadline (zero: none) passes or abort is
 // closed; then it hands the lead over and returns me's outcome.
 func (q *congestion) lead(s *socket, me *waiter, deadline time.Time, abort <-chan struct{}) unix.Errno {
+	q.me = me // until the lead is released: then it is the next leader's
 	for me.state.Load() != finished {
 		if expired(deadline) || closed(abort) {
 			if me.state.CompareAndSwap(waiting, abandoned) {
+				q.me = nil
 				q.release()
 				me.data, me.oob = nil, nil
 				return unix.EAGAIN
@@ -254,6 +261,7 @@ func (q *congestion) lead(s *socket, me *waiter, deadline time.Time, abort <-cha
 			q.finishTaken(errno, me)
 		}
 	}
+	q.me = nil
 	q.release()
 	return me.recycle()
 }
@@ -306,8 +314,12 @@ func (q *congestion) promote() bool {
 			w.done <- struct{}{}
 			return true
 		}
-		if w.state.Load() != abandoned {
-			break // cannot be: the queue holds only the waiting and those who gave up
+		// The queue holds only the waiting and those who gave up. Were
+		// anything else at its head, it is taken out all the same: a
+		// release that found nobody to promote while the queue is not
+		// empty would try again without end.
+		if w.state.Load() == promoted {
+			return true // (cannot be) already told to lead: the lead is its
 		}
 		q.popLocked()
 	}
@@ -391,7 +403,9 @@ func (q *congestion) giveBack(i int) {
 	kept := back[:0]
 	q.late = q.late[:0]
 	for _, w := range back {
-		if w.expired.Load() && w.state.CompareAndSwap(waiting, finished) {
+		// The leader's own is never finished here: it is not parked on
+		// its done channel to be told, and it watches its own time.
+		if w != q.me && w.expired.Load() && w.state.CompareAndSwap(waiting, finished) {
 			w.errno = unix.EAGAIN
 			q.late = append(q.late, w)
 			continue
