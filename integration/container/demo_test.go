@@ -547,7 +547,7 @@ func TestStdoutFallback(t *testing.T) {
 	// Entries: one per request, and the error's own.
 	want := hellos + misses + 1 + 1
 	mine := fromPID(pid)
-	entries := ct.waitJournal(t, cursor, 15*time.Second, func(es []entry) bool {
+	ct.waitJournal(t, cursor, 15*time.Second, func(es []entry) bool {
 		return count(es, mine) >= want
 	})
 	// Anything late would be an extra entry: look again once.
