@@ -1039,20 +1039,13 @@ func testAsyncRestartIdle(t *testing.T) {
 		t.Errorf("journal entry neither numbered nor a drop report: %v", e)
 	}
 	for seq := range lost + 1 {
-		if want := btoi(seq == lost); seqs[int64(seq)] != want {
+		if want := testutil.Btoi(seq == lost); seqs[int64(seq)] != want {
 			t.Errorf("SEQ=%d is in the journal %d times, want %d", seq, seqs[int64(seq)], want)
 		}
 	}
 	sum := checkDropReports(t, entries)
 	t.Logf("drop reports in the journal: %v", sum.counts)
 	checkReportsCountUndelivered(t, sum, int(calls.Load()), lost, int(reports.Load()))
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // TestAsyncLargeEntryMidBatch queues a 16 MiB entry among 200 small ones:

@@ -319,16 +319,7 @@ func startNamespaceJournald(t *testing.T, name string) *journald {
 // newWriter returns a journal.Writer closed when the test ends.
 func newWriter(t *testing.T, opts journal.WriterOptions) *journal.Writer {
 	t.Helper()
-	w, err := journal.NewWriter(&opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := w.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return w
+	return testutil.Open(t, func() (*journal.Writer, error) { return journal.NewWriter(&opts) })
 }
 
 // uniqueIdent returns a SYSLOG_IDENTIFIER that no other test, and no other

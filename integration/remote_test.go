@@ -137,7 +137,7 @@ func TestRemoteJournal(t *testing.T) {
 		Target:           newstyle.TargetJournal,
 		SyslogIdentifier: ident,
 		HandlerOptions:   slogopts.HandlerOptions{ContextAttrs: remoteTraceAttrs},
-		Stdout:           failWriter{t},
+		Stdout:           testutil.FailWriter{TB: t},
 	})
 	t.Cleanup(func() { _ = h.Close() })
 	ctx := withRemoteTrace(context.Background(), remoteTrace{
