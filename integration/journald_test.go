@@ -316,6 +316,32 @@ func startNamespaceJournald(t *testing.T, name string) *journald {
 	return j
 }
 
+// keepSystemJournald makes sure, when the test ends, that a journald
+// listens on the default socket for the tests after it.
+func keepSystemJournald(t *testing.T) {
+	t.Cleanup(func() {
+		if !listening(journal.DefaultSocketPath) {
+			j, err := startJournald("")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			systemJournald = j
+		}
+	})
+}
+
+// startSystemJournald starts the system journald again, after a test
+// killed it.
+func startSystemJournald(t *testing.T) {
+	t.Helper()
+	j, err := startJournald("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	systemJournald = j
+}
+
 // newWriter returns a journal.Writer closed when the test ends.
 func newWriter(t *testing.T, opts journal.WriterOptions) *journal.Writer {
 	t.Helper()

@@ -610,17 +610,7 @@ func TestStdoutThroughStream(t *testing.T) {
 func TestRuntimeFailover(t *testing.T) {
 	const whileDown = 5
 	ident := uniqueIdent(t)
-	t.Cleanup(func() {
-		// Whatever happened, leave a journald for the tests after this one.
-		if !listening(socketPath("")) {
-			j, err := startJournald("")
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			systemJournald = j
-		}
-	})
+	keepSystemJournald(t) // whatever happens, for the tests after this one
 	var stdout testutil.Buffer
 	logger := newstyle.NewLogger(&newstyle.Options{
 		Target:           newstyle.TargetJournal,
@@ -660,11 +650,7 @@ func TestRuntimeFailover(t *testing.T) {
 		}
 	}
 
-	j, err := startJournald("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	systemJournald = j
+	startSystemJournald(t)
 	time.Sleep(1200 * time.Millisecond) // past the retry interval
 	logger.Info("after journald is back", "seq", whileDown+1)
 
