@@ -1,6 +1,8 @@
-# make deps   install what the targets below need (Debian 12, as root)
+# make deps   install what the targets below need (Debian 12, as root),
+#             staticcheck included
 # make test   every tier, in this order (each a target of its own):
-#   vet          go vet, with each tier's build tags, and the bench module
+#   vet          go vet and staticcheck (pinned: STATICCHECK_VERSION), with
+#                each tier's build tags, and the bench and otel modules
 #   vet-cross    go vet ./... (tests included) for linux, darwin, freebsd
 #                and windows, both modules
 #   unit         unit tests with -race
@@ -78,6 +80,12 @@ WORKSPACE := GOWORK=$(CURDIR)/go.work
 VET_GOOS := linux darwin freebsd windows
 FUZZTIME ?= 20s
 export FUZZTIME
+# staticcheck, pinned: make deps installs this version into TOOLS_BIN
+# (go install, GOBIN), and the vet target runs it from there, so the one
+# on PATH (if any) does not matter.
+STATICCHECK_VERSION := v0.8.2
+TOOLS_BIN ?= $(shell $(GO) env GOPATH)/bin
+STATICCHECK := $(TOOLS_BIN)/staticcheck
 # The oldest Go the module supports: go.mod says go 1.24.
 GO_FLOOR ?= go1.24.11
 
@@ -97,6 +105,8 @@ ALLOC_TESTS := Allocations$$
 
 deps:
 	scripts/deps.sh
+	$(STATICCHECK) -version 2>/dev/null | grep -qF '($(STATICCHECK_VERSION:v%=%))' || \
+		GOBIN=$(TOOLS_BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 test: deps vet vet-cross unit alloc unit-floor otel release-check integration integration-257 otelcol bench-check container container-257
 
@@ -105,6 +115,11 @@ vet:
 	$(GO) vet -tags integration ./integration/...
 	$(GO) vet -tags container ./integration/container/
 	cd bench && $(GO) vet ./...
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags integration ./...
+	$(STATICCHECK) -tags container ./...
+	cd bench && $(STATICCHECK) ./...
+	cd otel && $(WORKSPACE) $(STATICCHECK) ./...
 
 vet-cross:
 	for goos in $(VET_GOOS); do \

@@ -128,6 +128,7 @@ func writeMapConcurrently() {
 func recurse(n int) int {
 	var pad [128]byte
 	pad[n%128] = byte(n)
+	//lint:ignore SA5007 the stack overflow the watcher must report
 	return recurse(n+1) + int(pad[3])
 }
 

@@ -524,21 +524,6 @@ func untilRestartDone(m restartMarks) func([]entry) bool {
 	}
 }
 
-// keepSystemJournald makes sure, when the test ends, that a journald
-// listens on the default socket for the tests after it.
-func keepSystemJournald(t *testing.T) {
-	t.Cleanup(func() {
-		if !listening(journal.DefaultSocketPath) {
-			j, err := startJournald("")
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			systemJournald = j
-		}
-	})
-}
-
 // waitUntil polls cond until it holds, and fails the test if it does not
 // within timeout.
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -600,11 +585,7 @@ func burstThroughRestart(t *testing.T, send func(seq int64) error, undelivered f
 	waitUntil(t, 10*time.Second, "undelivered entry with journald dead", func() bool {
 		return undelivered() > 0 && finished.Load() >= m.afterKill+1000
 	})
-	j, err := startJournald("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	systemJournald = j
+	startSystemJournald(t)
 	m.upAt = started.Load()
 	waitUntil(t, 20*time.Second, "5,000 entries after the restart", func() bool { return finished.Load() >= m.upAt+5000 })
 	halt()
@@ -1008,11 +989,7 @@ func testAsyncRestartIdle(t *testing.T) {
 	}
 	time.Sleep(idle)
 	idleCalls, idleReports := calls.Load(), reports.Load()
-	j, err := startJournald("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	systemJournald = j
+	startSystemJournald(t)
 	send(lost)
 	q := query{ident: ident, fields: []string{"SEQ", "MESSAGE", "MESSAGE_ID", "NEWSTYLE_DROPPED", "PRIORITY"}}
 	flushUntilJournal(t, w.Flush, q, func(es []entry) bool {
@@ -1039,20 +1016,13 @@ func testAsyncRestartIdle(t *testing.T) {
 		t.Errorf("journal entry neither numbered nor a drop report: %v", e)
 	}
 	for seq := range lost + 1 {
-		if want := btoi(seq == lost); seqs[int64(seq)] != want {
+		if want := testutil.Btoi(seq == lost); seqs[int64(seq)] != want {
 			t.Errorf("SEQ=%d is in the journal %d times, want %d", seq, seqs[int64(seq)], want)
 		}
 	}
 	sum := checkDropReports(t, entries)
 	t.Logf("drop reports in the journal: %v", sum.counts)
 	checkReportsCountUndelivered(t, sum, int(calls.Load()), lost, int(reports.Load()))
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // TestAsyncLargeEntryMidBatch queues a 16 MiB entry among 200 small ones:

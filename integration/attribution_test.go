@@ -95,7 +95,7 @@ func TestAttributesCannotClaimAnotherUnit(t *testing.T) {
 	logger := newstyle.NewLogger(&newstyle.Options{
 		Target:           newstyle.TargetJournal,
 		SyslogIdentifier: ident,
-		Stdout:           failWriter{t},
+		Stdout:           testutil.FailWriter{TB: t},
 	})
 	for i, c := range cases {
 		msg := fmt.Sprintf("claim %d via %s", i, c.key)

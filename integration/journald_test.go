@@ -316,19 +316,36 @@ func startNamespaceJournald(t *testing.T, name string) *journald {
 	return j
 }
 
-// newWriter returns a journal.Writer closed when the test ends.
-func newWriter(t *testing.T, opts journal.WriterOptions) *journal.Writer {
+// keepSystemJournald makes sure, when the test ends, that a journald
+// listens on the default socket for the tests after it.
+func keepSystemJournald(t *testing.T) {
+	t.Cleanup(func() {
+		if !listening(journal.DefaultSocketPath) {
+			j, err := startJournald("")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			systemJournald = j
+		}
+	})
+}
+
+// startSystemJournald starts the system journald again, after a test
+// killed it.
+func startSystemJournald(t *testing.T) {
 	t.Helper()
-	w, err := journal.NewWriter(&opts)
+	j, err := startJournald("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := w.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return w
+	systemJournald = j
+}
+
+// newWriter returns a journal.Writer closed when the test ends.
+func newWriter(t *testing.T, opts journal.WriterOptions) *journal.Writer {
+	t.Helper()
+	return testutil.Open(t, func() (*journal.Writer, error) { return journal.NewWriter(&opts) })
 }
 
 // uniqueIdent returns a SYSLOG_IDENTIFIER that no other test, and no other

@@ -97,7 +97,7 @@ func TestLoggerFields(t *testing.T) {
 		Target:           newstyle.TargetJournal,
 		SyslogIdentifier: ident,
 		HandlerOptions:   slogopts.HandlerOptions{AddSource: true, Level: slog.LevelDebug},
-		Stdout:           failWriter{t},
+		Stdout:           testutil.FailWriter{TB: t},
 	}).With("component", "billing")
 
 	const detail = "first line\nsecond line\n\n\tfourth, indented\n"
@@ -174,15 +174,6 @@ func TestLoggerFields(t *testing.T) {
 	}
 }
 
-// failWriter fails the test when anything is written to it: a logger's
-// stdout that must stay unused.
-type failWriter struct{ t *testing.T }
-
-func (w failWriter) Write(p []byte) (int, error) {
-	w.t.Errorf("written to stdout: %q", p)
-	return len(p), nil
-}
-
 // stackError is an error with a stack trace of its own making.
 type stackError struct {
 	msg   string
@@ -213,7 +204,7 @@ func TestLoggerTraceback(t *testing.T) {
 			stack = fmt.Appendf(stack, "\tline %02d of the stack: github.com/acme/app.step%02d(0x%x)\n", i, i, i*0x40)
 		}
 		ident := uniqueIdent(t)
-		logger := newstyle.NewLogger(&newstyle.Options{Target: newstyle.TargetJournal, SyslogIdentifier: ident, Stdout: failWriter{t}})
+		logger := newstyle.NewLogger(&newstyle.Options{Target: newstyle.TargetJournal, SyslogIdentifier: ident, Stdout: testutil.FailWriter{TB: t}})
 		logger.Error("boom", "err", &stackError{msg: "disk on fire", stack: stack})
 
 		e := oneEntry(t, ident)
@@ -229,7 +220,7 @@ func TestLoggerTraceback(t *testing.T) {
 	t.Run("WithStack", func(t *testing.T) {
 		const depth = 40
 		ident := uniqueIdent(t)
-		logger := newstyle.NewLogger(&newstyle.Options{Target: newstyle.TargetJournal, SyslogIdentifier: ident, Stdout: failWriter{t}})
+		logger := newstyle.NewLogger(&newstyle.Options{Target: newstyle.TargetJournal, SyslogIdentifier: ident, Stdout: testutil.FailWriter{TB: t}})
 		err := recurse(depth, errors.New("disk on fire"))
 		logger.Error("boom", "err", err)
 
@@ -269,7 +260,7 @@ func TestLoggerTraceback(t *testing.T) {
 	t.Run("StackLevel and an error's stack", func(t *testing.T) {
 		ident := uniqueIdent(t)
 		logger := newstyle.NewLogger(&newstyle.Options{
-			Target: newstyle.TargetJournal, SyslogIdentifier: ident, HandlerOptions: slogopts.HandlerOptions{StackLevel: slog.LevelError}, Stdout: failWriter{t},
+			Target: newstyle.TargetJournal, SyslogIdentifier: ident, HandlerOptions: slogopts.HandlerOptions{StackLevel: slog.LevelError}, Stdout: testutil.FailWriter{TB: t},
 		})
 		errStack := []byte("the error's own stack\n\tline 2\n")
 		logger.Warn("below StackLevel")
@@ -619,17 +610,7 @@ func TestStdoutThroughStream(t *testing.T) {
 func TestRuntimeFailover(t *testing.T) {
 	const whileDown = 5
 	ident := uniqueIdent(t)
-	t.Cleanup(func() {
-		// Whatever happened, leave a journald for the tests after this one.
-		if !listening(socketPath("")) {
-			j, err := startJournald("")
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			systemJournald = j
-		}
-	})
+	keepSystemJournald(t) // whatever happens, for the tests after this one
 	var stdout testutil.Buffer
 	logger := newstyle.NewLogger(&newstyle.Options{
 		Target:           newstyle.TargetJournal,
@@ -669,11 +650,7 @@ func TestRuntimeFailover(t *testing.T) {
 		}
 	}
 
-	j, err := startJournald("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	systemJournald = j
+	startSystemJournald(t)
 	time.Sleep(1200 * time.Millisecond) // past the retry interval
 	logger.Info("after journald is back", "seq", whileDown+1)
 

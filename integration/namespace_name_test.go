@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/newstyle-go/newstyle"
+	"github.com/newstyle-go/newstyle/internal/testutil"
 	"github.com/newstyle-go/newstyle/journal"
 )
 
@@ -28,7 +29,7 @@ func TestLoggerNamespaceByName(t *testing.T) {
 		Target:           newstyle.TargetJournal,
 		Namespace:        name,
 		SyslogIdentifier: ident,
-		Stdout:           failWriter{t},
+		Stdout:           testutil.FailWriter{TB: t},
 	})
 	t.Cleanup(func() { _ = h.Close() })
 	if st, ok := h.JournalStats(); !ok {

@@ -57,254 +57,44 @@ func TestRemoteJournal(t *testing.T) {
 				"(scripts/deps.sh installs it)", err)
 		}
 	}
-	// Registered before the daemons start, so removed after they stop.
-	dir := t.TempDir()
-	outDir := filepath.Join(dir, "remote")
-	if err := os.Mkdir(outDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	stateFile := filepath.Join(dir, "upload.state")
-
-	ident := uniqueIdent(t)
-	w := newWriter(t, journal.WriterOptions{SyslogIdentifier: ident})
-
-	// Only what is logged from this marker on is uploaded (--after-cursor):
-	// the local journal may hold many entries of earlier tests. (The
-	// journal-upload of systemd 252 uploads the cursor's entry too.)
-	const marker = "remote: marker"
-	if err := w.Send(marker, journal.PriInfo); err != nil {
-		t.Fatal(err)
-	}
-	marks := waitEntries(t, query{ident: ident}, 1)
-	if len(marks) != 1 {
-		t.Fatalf("local journal has %d entries for %s, want the marker", len(marks), ident)
-	}
-	cursor, err := marks[0].Value("__CURSOR")
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	remote, port := startJournalRemote(t, outDir)
-	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	upload := startRemoteDaemon(t, journalUploadPath,
-		"--url="+url, "--save-state="+stateFile, "--after-cursor="+cursor)
-	t.Logf("%s --listen-http=127.0.0.1:%d --output=%s/", journalRemotePath, port, outDir)
-	t.Logf("%s --url=%s --save-state=%s --after-cursor=…", journalUploadPath, url, stateFile)
-
-	// What is sent, in order; want holds each entry's fields (a name's
-	// values in order) besides SYSLOG_IDENTIFIER.
-	type sent struct {
-		message string
-		want    map[string][]string
-	}
-	var entries []sent
+	r := startRemote(t)
 	start := time.Now()
-
-	// Through journal.Writer.
-	var traceback strings.Builder // 40 lines
-	for i := 1; i <= 40; i++ {
-		fmt.Fprintf(&traceback, "\tline %02d of the traceback: github.com/acme/app.step%02d(0x%x)\n", i, i, i*0x40)
-	}
-	tb := traceback.String()
-	send := func(message string, pri journal.Priority, want map[string][]string, fields ...journal.Field) {
-		t.Helper()
-		if err := w.Send(message, pri, fields...); err != nil {
-			t.Fatalf("Send %q: %v", message, err)
-		}
-		want["MESSAGE"] = []string{message}
-		want["PRIORITY"] = []string{strconv.Itoa(int(pri))}
-		entries = append(entries, sent{message, want})
-	}
-	send("remote: a traceback\nin a multi-line message", journal.PriErr,
-		map[string][]string{"TRACEBACK": {tb}},
-		journal.StringField("TRACEBACK", tb))
-	// Values of this test alone: journald stores a value once per file and
-	// lists an entry's values in the order the file got them.
-	repeated := []string{ident + " third-sorted zulu", ident + " first-sorted alpha", ident + " second-sorted mike"}
-	send("remote: a field three times", journal.PriNotice,
-		map[string][]string{"TAG": repeated},
-		journal.StringField("TAG", repeated[0]),
-		journal.StringField("TAG", repeated[1]),
-		journal.StringField("TAG", repeated[2]))
-	raw := "NUL:\x00 FF FE:\xff\xfe newline:\nend"
-	send("remote: bytes", journal.PriInfo,
-		map[string][]string{"RAW": {raw}},
-		journal.Field{Name: "RAW", Value: []byte(raw)})
-
-	// Through a newstyle logger, the trace's ids from the context.
-	stack := tb
-	h := newstyle.NewHandler(&newstyle.Options{
-		Target:           newstyle.TargetJournal,
-		SyslogIdentifier: ident,
-		HandlerOptions:   slogopts.HandlerOptions{ContextAttrs: remoteTraceAttrs},
-		Stdout:           failWriter{t},
-	})
-	t.Cleanup(func() { _ = h.Close() })
-	ctx := withRemoteTrace(context.Background(), remoteTrace{
-		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7", Flags: "01",
-	})
-	const slogMsg = "remote: through slog"
-	slog.New(h).ErrorContext(ctx, slogMsg, "err", &stackError{msg: "disk on fire", stack: []byte(stack)}, "order", "A-1042")
-	if st, ok := h.JournalStats(); !ok || st.Entries != 1 || st.Errors.Total() != 0 {
-		t.Fatalf("logger's JournalStats() = %+v, %v; want 1 entry, no errors", st, ok)
-	}
-	entries = append(entries, sent{slogMsg, map[string][]string{
-		"MESSAGE":     {slogMsg},
-		"PRIORITY":    {"3"},
-		"ERR":         {"disk on fire"},
-		"TRACEBACK":   {stack},
-		"ORDER":       {"A-1042"},
-		"TRACE_ID":    {"4bf92f3577b34da6a3ce929d0e0e4736"},
-		"SPAN_ID":     {"00f067aa0ba902b7"},
-		"TRACE_FLAGS": {"01"},
-	}})
-	smallSent := len(entries)
-
-	// waitRemote waits, reading MESSAGE alone (cheap), until the central
-	// journal has the entries of messages, and returns how long it took
-	// from since.
-	waitRemote := func(since time.Time, messages []string) time.Duration {
-		t.Helper()
-		deadline := time.Now().Add(remoteArriveTimeout)
-		for {
-			es, err := readJournal(query{ident: ident, directory: outDir, fields: []string{"MESSAGE"}})
-			if err == nil {
-				got := make(map[string]bool)
-				for _, e := range es {
-					got[e.Get("MESSAGE")] = true
-				}
-				if !slices.ContainsFunc(messages, func(m string) bool { return !got[m] }) {
-					return time.Since(since)
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("after %v the central journal has %d entries for %s (%v), want those of %q; "+
-					"journal-remote's output:\n%s\njournal-upload's output:\n%s",
-					remoteArriveTimeout, len(es), ident, err, messages, remote.output, upload.output)
-			}
-			select {
-			case <-remote.exited:
-				t.Fatalf("journal-remote exited (%v); its output:\n%s", remote.waitErr, remote.output)
-			case <-upload.exited:
-				t.Fatalf("journal-upload exited (%v); its output:\n%s", upload.waitErr, upload.output)
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}
-	var small []string
-	for _, s := range entries {
-		small = append(small, s.message)
-	}
-	smallAt := waitRemote(start, small)
+	r.sendSmall(t)
+	smallSent := len(r.entries)
+	smallAt := r.wait(t, start, r.messages())
 
 	// 16 MiB, too large for a datagram: by memfd.
 	payload := randomValue(16<<20, false)
 	sum := sha256.Sum256(payload)
-	before := w.Stats().Memfd
+	before := r.w.Stats().Memfd
 	bigStart := time.Now()
-	send("remote: 16 MiB", journal.PriInfo,
+	r.send(t, "remote: 16 MiB", journal.PriInfo,
 		map[string][]string{"PAYLOAD": {string(payload)}, "PAYLOAD_SHA256": {hex.EncodeToString(sum[:])}},
 		journal.Field{Name: "PAYLOAD", Value: payload},
 		journal.StringField("PAYLOAD_SHA256", hex.EncodeToString(sum[:])))
-	if got := w.Stats().Memfd - before; got != 1 {
+	if got := r.w.Stats().Memfd - before; got != 1 {
 		t.Fatalf("the 16 MiB entry went by memfd %d times, want once", got)
 	}
 	bigSent := time.Now()
-	bigAt := waitRemote(bigSent, []string{"remote: 16 MiB"})
+	bigAt := r.wait(t, bigSent, []string{"remote: 16 MiB"})
 	t.Logf("in the central journal: the %d small entries %v after the first was sent; "+
 		"the 16 MiB entry (Send took %v) %v after its Send returned",
 		smallSent, smallAt.Round(time.Millisecond), bigSent.Sub(bigStart).Round(time.Millisecond), bigAt.Round(time.Millisecond))
 
 	// journal-upload keeps following the journal: it is still running.
 	select {
-	case <-upload.exited:
-		t.Errorf("journal-upload exited by itself (%v); it follows the journal by default", upload.waitErr)
+	case <-r.upload.exited:
+		t.Errorf("journal-upload exited by itself (%v); it follows the journal by default", r.upload.waitErr)
 	default:
 	}
 
-	got, err := readJournal(query{ident: ident, directory: outDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) > 0 && got[0].Get("MESSAGE") == marker {
-		t.Logf("the marker, the entry of --after-cursor's cursor, was uploaded too")
-		got = got[1:]
-	}
-	if len(got) != len(entries) {
-		for _, e := range got {
-			t.Logf("central journal: MESSAGE=%s", short(bytes.Join(e["MESSAGE"], []byte("|"))))
-		}
-		t.Fatalf("central journal has %d entries for %s after the marker, want %d", len(got), ident, len(entries))
-	}
-	local, err := readJournal(query{ident: ident})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(local) != len(entries)+1 {
-		t.Fatalf("local journal has %d entries for %s, want %d", len(local), ident, len(entries)+1)
-	}
-	local = local[1:] // the marker
-	for i, s := range entries {
-		e := got[i]
+	central, local := r.stored(t)
+	for i, s := range r.entries {
 		t.Run(strings.TrimPrefix(strings.SplitN(s.message, "\n", 2)[0], "remote: "), func(t *testing.T) {
-			// What was sent, byte for byte, and nothing else a client sets.
-			want := s.want
-			want["SYSLOG_IDENTIFIER"] = []string{ident}
-			for name, values := range want {
-				gotValues := e[name]
-				if len(gotValues) != len(values) {
-					t.Errorf("%s has %d values, want %d", name, len(gotValues), len(values))
-					continue
-				}
-				for j, v := range values {
-					if string(gotValues[j]) != v {
-						t.Errorf("%s value %d = %s, want %s", name, j, short(gotValues[j]), short([]byte(v)))
-					}
-				}
-			}
-			for name, values := range e {
-				if _, ok := want[name]; !ok && !strings.HasPrefix(name, "_") {
-					t.Errorf("unexpected field %s = %s", name, short(bytes.Join(values, []byte("|"))))
-				}
-			}
-			// The sender's trusted fields, as journald stamped them.
-			for name, value := range map[string]string{
-				"_TRANSPORT": "journal",
-				"_PID":       strconv.Itoa(os.Getpid()),
-				"_UID":       strconv.Itoa(os.Getuid()),
-			} {
-				if v, err := e.Value(name); err != nil || v != value {
-					t.Errorf("%s = %q (%v), want %q", name, v, err, value)
-				}
-			}
-			for _, name := range []string{"_HOSTNAME", "_BOOT_ID", "_MACHINE_ID", "_COMM", "__REALTIME_TIMESTAMP"} {
-				if !e.Has(name) {
-					t.Errorf("no field %s", name)
-				}
-			}
-			// Every field of the local entry, but its place in its journal, is the same.
-			l := local[i]
-			names := slices.Sorted(maps.Keys(l))
-			for n := range e {
-				if _, ok := l[n]; !ok {
-					names = append(names, n)
-				}
-			}
-			for _, name := range names {
-				// Where the entry is in its journal: the central
-				// journal's own. (journalctl 254 and later also show
-				// __SEQNUM and __SEQNUM_ID.)
-				if name == "__CURSOR" || name == "__SEQNUM" || name == "__SEQNUM_ID" {
-					continue
-				}
-				lv, rv := bytes.Join(l[name], []byte{0, '|', 0}), bytes.Join(e[name], []byte{0, '|', 0})
-				if len(l[name]) != len(e[name]) || !bytes.Equal(lv, rv) {
-					t.Errorf("%s: local journal has %s, central journal %s", name, short(lv), short(rv))
-				}
-			}
+			checkRemoteEntry(t, r.ident, s, central[i], local[i])
 		})
 	}
-	if v := got[len(got)-1]["PAYLOAD"]; len(v) == 1 {
+	if v := central[len(central)-1]["PAYLOAD"]; len(v) == 1 {
 		if s := sha256.Sum256(v[0]); s != sum {
 			t.Errorf("PAYLOAD's sha256 in the central journal = %x, want %x", s, sum)
 		}
@@ -312,15 +102,261 @@ func TestRemoteJournal(t *testing.T) {
 	}
 
 	// Both stop cleanly on SIGTERM.
-	if err := upload.stop(); err != nil {
+	if err := r.upload.stop(); err != nil {
 		t.Error(err)
 	}
-	if err := remote.stop(); err != nil {
+	if err := r.remote.stop(); err != nil {
 		t.Error(err)
 	}
-	size, files := dirSize(t, outDir)
+	size, files := dirSize(t, r.outDir)
 	t.Logf("central journal: %d file(s), %d bytes on disk; journal-remote said: %q; state file: %s",
-		files, size, strings.TrimSpace(remote.output.String()), fileState(stateFile))
+		files, size, strings.TrimSpace(r.remote.output.String()), fileState(r.stateFile))
+}
+
+// remoteRun is one run of TestRemoteJournal: the writer that logs, the
+// two daemons that ship its entries, and what was sent, in order.
+type remoteRun struct {
+	ident             string
+	w                 *journal.Writer
+	outDir, stateFile string
+	remote, upload    *remoteDaemon
+	entries           []remoteSent
+}
+
+// remoteSent is an entry sent: want holds its fields (a name's values in
+// order) besides SYSLOG_IDENTIFIER.
+type remoteSent struct {
+	message string
+	want    map[string][]string
+}
+
+// startRemote logs a marker, and starts journal-remote and a journal-upload
+// that uploads what the local journal holds after it (--after-cursor): the
+// local journal may hold many entries of earlier tests. (The journal-upload
+// of systemd 252 uploads the cursor's entry too.)
+func startRemote(t *testing.T) *remoteRun {
+	// Registered before the daemons start, so removed after they stop.
+	dir := t.TempDir()
+	r := &remoteRun{ident: uniqueIdent(t), outDir: filepath.Join(dir, "remote"), stateFile: filepath.Join(dir, "upload.state")}
+	if err := os.Mkdir(r.outDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.w = newWriter(t, journal.WriterOptions{SyslogIdentifier: r.ident})
+	if err := r.w.Send(remoteMarker, journal.PriInfo); err != nil {
+		t.Fatal(err)
+	}
+	marks := waitEntries(t, query{ident: r.ident}, 1)
+	if len(marks) != 1 {
+		t.Fatalf("local journal has %d entries for %s, want the marker", len(marks), r.ident)
+	}
+	cursor, err := marks[0].Value("__CURSOR")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var port int
+	r.remote, port = startJournalRemote(t, r.outDir)
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	r.upload = startRemoteDaemon(t, journalUploadPath,
+		"--url="+url, "--save-state="+r.stateFile, "--after-cursor="+cursor)
+	t.Logf("%s --listen-http=127.0.0.1:%d --output=%s/", journalRemotePath, port, r.outDir)
+	t.Logf("%s --url=%s --save-state=%s --after-cursor=…", journalUploadPath, url, r.stateFile)
+	return r
+}
+
+// remoteMarker is the entry after which journal-upload uploads.
+const remoteMarker = "remote: marker"
+
+// send sends an entry through the Writer and records what the journal
+// should hold of it.
+func (r *remoteRun) send(t *testing.T, message string, pri journal.Priority, want map[string][]string, fields ...journal.Field) {
+	t.Helper()
+	if err := r.w.Send(message, pri, fields...); err != nil {
+		t.Fatalf("Send %q: %v", message, err)
+	}
+	want["MESSAGE"] = []string{message}
+	want["PRIORITY"] = []string{strconv.Itoa(int(pri))}
+	r.entries = append(r.entries, remoteSent{message, want})
+}
+
+// sendSmall sends the entries that fit in a datagram: through
+// journal.Writer, a 40-line TRACEBACK, a field three times and bytes that
+// are not text; through a newstyle logger, an error with a stack and the
+// trace's ids from the context.
+func (r *remoteRun) sendSmall(t *testing.T) {
+	var traceback strings.Builder // 40 lines
+	for i := 1; i <= 40; i++ {
+		fmt.Fprintf(&traceback, "\tline %02d of the traceback: github.com/acme/app.step%02d(0x%x)\n", i, i, i*0x40)
+	}
+	tb := traceback.String()
+	r.send(t, "remote: a traceback\nin a multi-line message", journal.PriErr,
+		map[string][]string{"TRACEBACK": {tb}},
+		journal.StringField("TRACEBACK", tb))
+	// Values of this test alone: journald stores a value once per file and
+	// lists an entry's values in the order the file got them.
+	repeated := []string{r.ident + " third-sorted zulu", r.ident + " first-sorted alpha", r.ident + " second-sorted mike"}
+	r.send(t, "remote: a field three times", journal.PriNotice,
+		map[string][]string{"TAG": repeated},
+		journal.StringField("TAG", repeated[0]),
+		journal.StringField("TAG", repeated[1]),
+		journal.StringField("TAG", repeated[2]))
+	raw := "NUL:\x00 FF FE:\xff\xfe newline:\nend"
+	r.send(t, "remote: bytes", journal.PriInfo,
+		map[string][]string{"RAW": {raw}},
+		journal.Field{Name: "RAW", Value: []byte(raw)})
+
+	// Through a newstyle logger, the trace's ids from the context.
+	h := newstyle.NewHandler(&newstyle.Options{
+		Target:           newstyle.TargetJournal,
+		SyslogIdentifier: r.ident,
+		HandlerOptions:   slogopts.HandlerOptions{ContextAttrs: remoteTraceAttrs},
+		Stdout:           testutil.FailWriter{TB: t},
+	})
+	t.Cleanup(func() { _ = h.Close() })
+	ctx := withRemoteTrace(context.Background(), remoteTrace{
+		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7", Flags: "01",
+	})
+	const slogMsg = "remote: through slog"
+	slog.New(h).ErrorContext(ctx, slogMsg, "err", &stackError{msg: "disk on fire", stack: []byte(tb)}, "order", "A-1042")
+	if st, ok := h.JournalStats(); !ok || st.Entries != 1 || st.Errors.Total() != 0 {
+		t.Fatalf("logger's JournalStats() = %+v, %v; want 1 entry, no errors", st, ok)
+	}
+	r.entries = append(r.entries, remoteSent{slogMsg, map[string][]string{
+		"MESSAGE":     {slogMsg},
+		"PRIORITY":    {"3"},
+		"ERR":         {"disk on fire"},
+		"TRACEBACK":   {tb},
+		"ORDER":       {"A-1042"},
+		"TRACE_ID":    {"4bf92f3577b34da6a3ce929d0e0e4736"},
+		"SPAN_ID":     {"00f067aa0ba902b7"},
+		"TRACE_FLAGS": {"01"},
+	}})
+}
+
+// messages returns the MESSAGE of every entry sent so far.
+func (r *remoteRun) messages() []string {
+	var ms []string
+	for _, s := range r.entries {
+		ms = append(ms, s.message)
+	}
+	return ms
+}
+
+// wait waits, reading MESSAGE alone (cheap), until the central journal
+// has the entries of messages, and returns how long it took from since.
+// It fails the test at once if either daemon exits.
+func (r *remoteRun) wait(t *testing.T, since time.Time, messages []string) time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(remoteArriveTimeout)
+	for {
+		es, err := readJournal(query{ident: r.ident, directory: r.outDir, fields: []string{"MESSAGE"}})
+		if err == nil {
+			got := make(map[string]bool)
+			for _, e := range es {
+				got[e.Get("MESSAGE")] = true
+			}
+			if !slices.ContainsFunc(messages, func(m string) bool { return !got[m] }) {
+				return time.Since(since)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v the central journal has %d entries for %s (%v), want those of %q; "+
+				"journal-remote's output:\n%s\njournal-upload's output:\n%s",
+				remoteArriveTimeout, len(es), r.ident, err, messages, r.remote.output, r.upload.output)
+		}
+		select {
+		case <-r.remote.exited:
+			t.Fatalf("journal-remote exited (%v); its output:\n%s", r.remote.waitErr, r.remote.output)
+		case <-r.upload.exited:
+			t.Fatalf("journal-upload exited (%v); its output:\n%s", r.upload.waitErr, r.upload.output)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// stored returns the entries sent, as the central journal and the local
+// one hold them, in the order sent: exactly one each, the marker left out.
+func (r *remoteRun) stored(t *testing.T) (central, local []entry) {
+	central, err := readJournal(query{ident: r.ident, directory: r.outDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(central) > 0 && central[0].Get("MESSAGE") == remoteMarker {
+		t.Logf("the marker, the entry of --after-cursor's cursor, was uploaded too")
+		central = central[1:]
+	}
+	if len(central) != len(r.entries) {
+		for _, e := range central {
+			t.Logf("central journal: MESSAGE=%s", short(bytes.Join(e["MESSAGE"], []byte("|"))))
+		}
+		t.Fatalf("central journal has %d entries for %s after the marker, want %d", len(central), r.ident, len(r.entries))
+	}
+	local, err = readJournal(query{ident: r.ident})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(local) != len(r.entries)+1 {
+		t.Fatalf("local journal has %d entries for %s, want %d", len(local), r.ident, len(r.entries)+1)
+	}
+	return central, local[1:] // the marker
+}
+
+// checkRemoteEntry checks an entry of the central journal, e, against what
+// was sent, s, and against the local journal's copy, l.
+func checkRemoteEntry(t *testing.T, ident string, s remoteSent, e, l entry) {
+	// What was sent, byte for byte, and nothing else a client sets.
+	want := s.want
+	want["SYSLOG_IDENTIFIER"] = []string{ident}
+	for name, values := range want {
+		gotValues := e[name]
+		if len(gotValues) != len(values) {
+			t.Errorf("%s has %d values, want %d", name, len(gotValues), len(values))
+			continue
+		}
+		for j, v := range values {
+			if string(gotValues[j]) != v {
+				t.Errorf("%s value %d = %s, want %s", name, j, short(gotValues[j]), short([]byte(v)))
+			}
+		}
+	}
+	for name, values := range e {
+		if _, ok := want[name]; !ok && !strings.HasPrefix(name, "_") {
+			t.Errorf("unexpected field %s = %s", name, short(bytes.Join(values, []byte("|"))))
+		}
+	}
+	// The sender's trusted fields, as journald stamped them.
+	for name, value := range map[string]string{
+		"_TRANSPORT": "journal",
+		"_PID":       strconv.Itoa(os.Getpid()),
+		"_UID":       strconv.Itoa(os.Getuid()),
+	} {
+		if v, err := e.Value(name); err != nil || v != value {
+			t.Errorf("%s = %q (%v), want %q", name, v, err, value)
+		}
+	}
+	for _, name := range []string{"_HOSTNAME", "_BOOT_ID", "_MACHINE_ID", "_COMM", "__REALTIME_TIMESTAMP"} {
+		if !e.Has(name) {
+			t.Errorf("no field %s", name)
+		}
+	}
+	// Every field of the local entry, but its place in its journal, is the same.
+	names := slices.Sorted(maps.Keys(l))
+	for n := range e {
+		if _, ok := l[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	for _, name := range names {
+		// Where the entry is in its journal: the central journal's own.
+		// (journalctl 254 and later also show __SEQNUM and __SEQNUM_ID.)
+		if name == "__CURSOR" || name == "__SEQNUM" || name == "__SEQNUM_ID" {
+			continue
+		}
+		lv, rv := bytes.Join(l[name], []byte{0, '|', 0}), bytes.Join(e[name], []byte{0, '|', 0})
+		if len(l[name]) != len(e[name]) || !bytes.Equal(lv, rv) {
+			t.Errorf("%s: local journal has %s, central journal %s", name, short(lv), short(rv))
+		}
+	}
 }
 
 // remoteTrace is a trace's ids and flags in a context: a stand-in, as

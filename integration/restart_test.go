@@ -35,112 +35,25 @@ func (o outcome) String() string {
 func TestJournaldRestart(t *testing.T) {
 	ident := uniqueIdent(t)
 	w := newWriter(t, journal.WriterOptions{SyslogIdentifier: ident})
-	t.Cleanup(func() {
-		// Whatever happened, leave a journald for the tests after this one.
-		if !listening(journal.DefaultSocketPath) {
-			j, err := startJournald("")
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			systemJournald = j
-		}
-	})
+	keepSystemJournald(t) // whatever happens, for the tests after this one
 
-	// The sender: Send number seq is begun when started > seq and has
-	// returned when finished > seq.
-	var (
-		started, finished atomic.Int64
-		stop              atomic.Bool
-		outcomes          []outcome // the sender's until it has stopped
-		otherErrs         []error
-		wg                sync.WaitGroup
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for seq := 0; !stop.Load(); seq++ {
-			started.Store(int64(seq) + 1)
-			err := w.Send("numbered entry", journal.PriInfo,
-				journal.Field{Name: "SEQ", Value: strconv.AppendInt(nil, int64(seq), 10)})
-			o := sent
-			switch {
-			case err == nil:
-			case errors.Is(err, journal.ErrNotListening) && errors.Is(err, journal.ErrUnavailable) &&
-				errors.Is(err, syscall.ECONNREFUSED):
-				o = notListening
-			case errors.Is(err, journal.ErrNoSocket) && errors.Is(err, journal.ErrUnavailable):
-				o = noSocket
-			default:
-				o = otherError
-				otherErrs = append(otherErrs, err)
-			}
-			outcomes = append(outcomes, o)
-			finished.Store(int64(seq) + 1)
-		}
-	}()
-	stopSender := func() {
-		stop.Store(true)
-		wg.Wait()
-	}
-	defer stopSender() // on t.Fatal; a no-op after the call below
-
-	time.Sleep(300 * time.Millisecond) // mid-stream
-
-	old := systemJournald
-	if err := old.kill(); err != nil {
-		t.Fatal(err)
-	}
-	// Sends from here on cannot reach the old journald: its socket was
-	// closed when it died.
-	afterKill := started.Load()
-	time.Sleep(300 * time.Millisecond)
-	// Sends up to here ended before the new journald was started: the gap.
-	beforeStart := finished.Load()
-	j, err := startJournald("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	systemJournald = j
-	upAt := started.Load() // sends from here on began with the new socket up
-	time.Sleep(time.Second)
-	stopSender()
-
-	total := int64(len(outcomes))
+	run := sendThroughRestart(t, w)
+	total := int64(len(run.outcomes))
 	counts := make(map[outcome]uint64)
-	for _, o := range outcomes {
+	for _, o := range run.outcomes {
 		counts[o]++
 	}
 	t.Logf("%d sends: %d sent, %d ErrNotListening, %d ErrNoSocket, %d other errors; "+
 		"killed at send %d, gap %d–%d, new journald up at send %d",
 		total, counts[sent], counts[notListening], counts[noSocket], counts[otherError],
-		afterKill, afterKill, beforeStart, upAt)
-	for i, err := range otherErrs {
+		run.afterKill, run.afterKill, run.beforeStart, run.upAt)
+	for i, err := range run.otherErrs {
 		if i == 5 {
 			break
 		}
 		t.Errorf("Send: unexpected error: %v", err)
 	}
-
-	// Every send of the gap failed as unavailable, and there were some.
-	if beforeStart-afterKill < 10 {
-		t.Errorf("only %d sends in the 300 ms without journald", beforeStart-afterKill)
-	}
-	for seq := afterKill; seq < beforeStart; seq++ {
-		if o := outcomes[seq]; o != notListening && o != noSocket {
-			t.Errorf("send %d, with no journald running, ended as %v, want ErrNotListening or ErrNoSocket", seq, o)
-			break
-		}
-	}
-	var sentAfterUp int
-	for _, o := range outcomes[upAt:] {
-		if o == sent {
-			sentAfterUp++
-		}
-	}
-	if sentAfterUp == 0 {
-		t.Errorf("no send succeeded in the second after the new journald was up")
-	}
+	run.checkOutcomes(t)
 
 	// Every outcome is counted, each under its own error.
 	st := w.Stats()
@@ -153,13 +66,111 @@ func TestJournaldRestart(t *testing.T) {
 		t.Errorf("Stats(): Entries + Errors.Total() = %d, want %d, the number of Send calls", got, total)
 	}
 
-	// Every entry sent after the old journald died went to the new one
-	// and is in the journal, and no failed send is. Entries the old one
-	// had not read from its socket when it was killed are lost, as they
-	// are with libsystemd: they are only counted.
+	run.checkJournal(t, ident)
+}
+
+// sendRun is what sendThroughRestart did. Send number seq was begun
+// when started > seq and had returned when finished > seq.
+type sendRun struct {
+	outcomes    []outcome // by seq
+	otherErrs   []error
+	afterKill   int64 // sends from here on cannot reach the old journald: its socket was closed when it died
+	beforeStart int64 // sends up to here ended before the new journald was started: the gap
+	upAt        int64 // sends from here on began with the new socket up
+}
+
+// sendThroughRestart has a goroutine send numbered entries through w
+// while journald is killed, and 300 ms later started again.
+func sendThroughRestart(t *testing.T, w *journal.Writer) sendRun {
+	var (
+		started, finished atomic.Int64
+		stop              atomic.Bool
+		wg                sync.WaitGroup
+		run               sendRun // the sender's until it has stopped
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for seq := 0; !stop.Load(); seq++ {
+			started.Store(int64(seq) + 1)
+			err := w.Send("numbered entry", journal.PriInfo,
+				journal.Field{Name: "SEQ", Value: strconv.AppendInt(nil, int64(seq), 10)})
+			o := outcomeOf(err)
+			if o == otherError {
+				run.otherErrs = append(run.otherErrs, err)
+			}
+			run.outcomes = append(run.outcomes, o)
+			finished.Store(int64(seq) + 1)
+		}
+	}()
+	stopSender := func() {
+		stop.Store(true)
+		wg.Wait()
+	}
+	defer stopSender() // on t.Fatal; a no-op after the call below
+
+	time.Sleep(300 * time.Millisecond) // mid-stream
+	if err := systemJournald.kill(); err != nil {
+		t.Fatal(err)
+	}
+	afterKill := started.Load()
+	time.Sleep(300 * time.Millisecond)
+	beforeStart := finished.Load()
+	startSystemJournald(t)
+	upAt := started.Load()
+	time.Sleep(time.Second)
+	stopSender()
+	run.afterKill, run.beforeStart, run.upAt = afterKill, beforeStart, upAt
+	return run
+}
+
+// outcomeOf says how a Send ended, by the error it returned.
+func outcomeOf(err error) outcome {
+	switch {
+	case err == nil:
+		return sent
+	case errors.Is(err, journal.ErrNotListening) && errors.Is(err, journal.ErrUnavailable) &&
+		errors.Is(err, syscall.ECONNREFUSED):
+		return notListening
+	case errors.Is(err, journal.ErrNoSocket) && errors.Is(err, journal.ErrUnavailable):
+		return noSocket
+	}
+	return otherError
+}
+
+// checkOutcomes checks that every send of the gap failed as unavailable,
+// that there were some, and that sends succeeded again once the new
+// journald was up.
+func (run sendRun) checkOutcomes(t *testing.T) {
+	if run.beforeStart-run.afterKill < 10 {
+		t.Errorf("only %d sends in the 300 ms without journald", run.beforeStart-run.afterKill)
+	}
+	for seq := run.afterKill; seq < run.beforeStart; seq++ {
+		if o := run.outcomes[seq]; o != notListening && o != noSocket {
+			t.Errorf("send %d, with no journald running, ended as %v, want ErrNotListening or ErrNoSocket", seq, o)
+			break
+		}
+	}
+	var sentAfterUp int
+	for _, o := range run.outcomes[run.upAt:] {
+		if o == sent {
+			sentAfterUp++
+		}
+	}
+	if sentAfterUp == 0 {
+		t.Errorf("no send succeeded in the second after the new journald was up")
+	}
+}
+
+// checkJournal checks that every entry sent after the old journald died
+// went to the new one and is in the journal, and that no failed send is.
+// Entries the old one had not read from its socket when it was killed are
+// lost, as they are with libsystemd: they are only counted.
+func (run sendRun) checkJournal(t *testing.T, ident string) {
+	total := int64(len(run.outcomes))
 	mustHave := 0
-	for seq := afterKill; seq < total; seq++ {
-		if outcomes[seq] == sent {
+	for seq := run.afterKill; seq < total; seq++ {
+		if run.outcomes[seq] == sent {
 			mustHave++
 		}
 	}
@@ -168,8 +179,8 @@ func TestJournaldRestart(t *testing.T) {
 		func(es []entry) bool {
 			inJournal, _ = seqCounts(es)
 			n := 0
-			for seq := afterKill; seq < total; seq++ {
-				if outcomes[seq] == sent && inJournal[seq] > 0 {
+			for seq := run.afterKill; seq < total; seq++ {
+				if run.outcomes[seq] == sent && inJournal[seq] > 0 {
 					n++
 				}
 			}
@@ -186,10 +197,10 @@ func TestJournaldRestart(t *testing.T) {
 		if n > 1 {
 			dup++
 		}
-		switch o := outcomes[seq]; {
+		switch o := run.outcomes[seq]; {
 		case o != sent && n > 0:
 			failedButStored++
-		case o == sent && n == 0 && seq < afterKill:
+		case o == sent && n == 0 && seq < run.afterKill:
 			lostBefore++
 		case o == sent && n == 0:
 			if missingAfter++; missingAfter <= 5 {
@@ -202,14 +213,17 @@ func TestJournaldRestart(t *testing.T) {
 			t.Errorf("the journal has SEQ=%d, which was never sent", seq)
 		}
 	}
-	if missingAfter > 0 {
-		t.Errorf("%d of %d entries sent to the new journald are not in the journal", missingAfter, mustHave)
-	}
-	if failedButStored > 0 {
-		t.Errorf("%d entries whose Send failed are in the journal", failedButStored)
-	}
-	if dup > 0 {
-		t.Errorf("%d entries are in the journal more than once", dup)
+	for _, c := range []struct {
+		n    int
+		what string
+	}{
+		{missingAfter, "of " + strconv.Itoa(mustHave) + " entries sent to the new journald are not in the journal"},
+		{failedButStored, "entries whose Send failed are in the journal"},
+		{dup, "entries are in the journal more than once"},
+	} {
+		if c.n > 0 {
+			t.Errorf("%d %s", c.n, c.what)
+		}
 	}
 	t.Logf("%d entries that Send had handed to the killed journald were lost with it", lostBefore)
 }

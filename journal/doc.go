@@ -20,9 +20,13 @@
 //
 // [Writer] is the low-level sender. It is strict: every field name is
 // checked before anything is sent, and an entry with an invalid name is
-// refused whole with [ErrInvalidFieldName]. It keeps one unconnected
-// datagram socket for its lifetime and names the journal's socket on every
-// send, so a journald that restarts is found again without reconnecting.
+// refused whole with [ErrInvalidFieldName]. The Writers of a process that
+// send to the same path share one unconnected datagram socket: a Writer
+// takes its share at its first send (one that never sends, such as a
+// logger writing to stdout, holds no descriptor) and gives it back at
+// Close, and the last Writer to give it back closes it. Every send names
+// the journal's socket, so a journald that restarts is found again without
+// reconnecting.
 // A failed send is returned as an error that matches one of the exported
 // sentinels with [errors.Is] and is counted in [Writer.Stats]: no entry is
 // lost without a trace.

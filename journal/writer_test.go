@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/newstyle-go/newstyle/internal/testutil"
 	"github.com/newstyle-go/newstyle/journaltest"
 )
 
@@ -24,12 +25,7 @@ func newTestWriter(t *testing.T, path string, opts WriterOptions) *Writer {
 	if opts.SyslogIdentifier == "" {
 		opts.SyslogIdentifier = "journal-test"
 	}
-	w, err := NewWriter(&opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
-	return w
+	return testutil.Open(t, func() (*Writer, error) { return NewWriter(&opts) })
 }
 
 // fieldsOf lists an entry's fields as "NAME=value" strings, in order.

@@ -287,104 +287,155 @@ const (
 // entry reads the entry at pos. It returns where the next call starts,
 // and whether journald reads nothing more of the datagram.
 func (sc *scanner) entry(pos int) (next int, stop bool) {
-	data, lim := sc.data, sc.lim
-	e := scanned{clean: true}
+	r := entryScan{sc: sc, e: scanned{clean: true}, start: pos, p: pos}
 	problems := len(sc.res.problems)
-	size := 0 // journald's entry_size: the fields' NAME=value bytes
-	p := pos
-	separator := false
-	drop := func(format string, args ...any) (int, bool) {
-		sc.problem(p, format, args...)
-		sc.res.entries = append(sc.res.entries, scanned{Entry: e.Entry})
-		return p, true
+	for r.p < len(sc.data) {
+		s := r.line()
+		if s == dropEntry {
+			sc.res.entries = append(sc.res.entries, scanned{Entry: r.e.Entry})
+			return r.p, true
+		}
+		if s == endEntry {
+			break
+		}
 	}
-loop:
-	for p < len(data) {
-		nl := bytes.IndexByte(data[p:], '\n')
-		if nl < 0 {
-			sc.problem(p, "%d bytes after the last newline: journald stores the fields before them and reads nothing more of the datagram", len(data)-p)
-			break
-		}
-		line := data[p : p+nl]
-		switch {
-		case nl == 0:
-			p++
-			separator = true
-			break loop
-		case line[0] == '.' || line[0] == '#':
-			sc.problem(p, "line starting with %q (a control line or comment): %s", line[0], skipsLine)
-			p += nl + 1
-			continue
-		case len(e.Fields) > lim.fields:
-			return drop("a field after %d fields: %s", len(e.Fields), dropsEntry)
-		}
-		if eq := bytes.IndexByte(line, '='); eq >= 0 {
-			if validName(line[:eq]) {
-				if len(line) > lim.data {
-					return drop("field %s of %d bytes exceeds %d: %s", line[:eq], len(line), lim.data, dropsEntry)
-				}
-				if size+len(line)+len(e.Fields)+1 > lim.entry {
-					return drop("entry exceeds %d bytes at field %s: %s", lim.entry, line[:eq], dropsEntry)
-				}
-				e.Fields = append(e.Fields, Field{Name: string(line[:eq]), Value: bytes.Clone(line[eq+1:])})
-				size += len(line)
-			} else {
-				sc.problem(p, "invalid field name %q: %s", line[:eq], skipsLine)
-			}
-			p += nl + 1
-			continue
-		}
-		// The binary form: NAME\n, a little-endian uint64 length, the value, \n.
-		rest := len(data) - p
-		if rest < nl+1+8+1 {
-			sc.problem(p, "binary field %q: the datagram ends before its length and value: %s", line, stopsHere)
-			break
-		}
-		l := binary.LittleEndian.Uint64(data[p+nl+1:])
-		if l > uint64(lim.data) {
-			return drop("binary field %q: length %d exceeds %d: %s", line, l, lim.data, dropsEntry)
-		}
-		// journald checks the entry's size before it checks that the
-		// value is there.
-		total := nl + 1 + int(l)
-		if size+total+len(e.Fields)+1 > lim.entry {
-			return drop("entry exceeds %d bytes at binary field %q: %s", lim.entry, line, dropsEntry)
-		}
-		end := p + nl + 1 + 8 + int(l)
-		if rest < nl+1+8+int(l)+1 {
-			sc.problem(p, "binary field %q: its value of %d bytes runs past the end of the datagram: %s", line, l, stopsHere)
-			break
-		}
-		if data[end] != '\n' {
-			sc.problem(p, "binary field %q: its value of %d bytes is not followed by a newline: %s", line, l, stopsHere)
-			break
-		}
-		if validName(line) {
-			e.Fields = append(e.Fields, Field{Name: string(line), Value: bytes.Clone(data[p+nl+1+8 : end])})
-			size += total
-		} else {
-			sc.problem(p, "invalid field name %q (binary form): journald skips this field and keeps the rest of the entry", line)
-		}
-		p = end + 1
+	r.e.clean = len(sc.res.problems) == problems
+	return r.finish()
+}
+
+// entryScan is one call of entry: journald's state while it reads an
+// entry line by line.
+type entryScan struct {
+	sc        *scanner
+	e         scanned
+	start     int  // where the entry starts
+	p         int  // where the line being read starts
+	size      int  // journald's entry_size: the fields' NAME=value bytes
+	separator bool // the entry ended at an empty line
+}
+
+// step is what journald does after a line.
+type step int
+
+const (
+	nextLine  step = iota // reads the next line of the entry
+	endEntry              // ends the entry here (an empty line, or a problem after which it keeps what it read)
+	dropEntry             // drops the entry and reads nothing more of the datagram
+)
+
+// line reads the line at r.p: an empty line (the end of the entry), a
+// control line or comment, a NAME=value field, or the name of a field in
+// the binary form.
+func (r *entryScan) line() step {
+	data := r.sc.data
+	nl := bytes.IndexByte(data[r.p:], '\n')
+	if nl < 0 {
+		r.sc.problem(r.p, "%d bytes after the last newline: journald stores the fields before them and reads nothing more of the datagram", len(data)-r.p)
+		return endEntry
 	}
-	e.clean = len(sc.res.problems) == problems
+	line := data[r.p : r.p+nl]
+	switch {
+	case nl == 0:
+		r.p++
+		r.separator = true
+		return endEntry
+	case line[0] == '.' || line[0] == '#':
+		r.sc.problem(r.p, "line starting with %q (a control line or comment): %s", line[0], skipsLine)
+		r.p += nl + 1
+		return nextLine
+	case len(r.e.Fields) > r.sc.lim.fields:
+		return r.drop("a field after %d fields: %s", len(r.e.Fields), dropsEntry)
+	}
+	if eq := bytes.IndexByte(line, '='); eq >= 0 {
+		return r.textField(line, eq)
+	}
+	return r.binaryField(line)
+}
+
+// drop records why journald drops the entry at the line being read.
+func (r *entryScan) drop(format string, args ...any) step {
+	r.sc.problem(r.p, format, args...)
+	return dropEntry
+}
+
+// textField reads the line NAME=value, its '=' at eq.
+func (r *entryScan) textField(line []byte, eq int) step {
+	lim := r.sc.lim
+	if validName(line[:eq]) {
+		if len(line) > lim.data {
+			return r.drop("field %s of %d bytes exceeds %d: %s", line[:eq], len(line), lim.data, dropsEntry)
+		}
+		if r.size+len(line)+len(r.e.Fields)+1 > lim.entry {
+			return r.drop("entry exceeds %d bytes at field %s: %s", lim.entry, line[:eq], dropsEntry)
+		}
+		r.e.Fields = append(r.e.Fields, Field{Name: string(line[:eq]), Value: bytes.Clone(line[eq+1:])})
+		r.size += len(line)
+	} else {
+		r.sc.problem(r.p, "invalid field name %q: %s", line[:eq], skipsLine)
+	}
+	r.p += len(line) + 1
+	return nextLine
+}
+
+// binaryField reads a field in the binary form, its name the line: NAME\n,
+// a little-endian uint64 length, the value, \n.
+func (r *entryScan) binaryField(line []byte) step {
+	data, lim, p, nl := r.sc.data, r.sc.lim, r.p, len(line)
+	rest := len(data) - p
+	if rest < nl+1+8+1 {
+		r.sc.problem(p, "binary field %q: the datagram ends before its length and value: %s", line, stopsHere)
+		return endEntry
+	}
+	l := binary.LittleEndian.Uint64(data[p+nl+1:])
+	if l > uint64(lim.data) {
+		return r.drop("binary field %q: length %d exceeds %d: %s", line, l, lim.data, dropsEntry)
+	}
+	// journald checks the entry's size before it checks that the
+	// value is there.
+	total := nl + 1 + int(l)
+	if r.size+total+len(r.e.Fields)+1 > lim.entry {
+		return r.drop("entry exceeds %d bytes at binary field %q: %s", lim.entry, line, dropsEntry)
+	}
+	end := p + nl + 1 + 8 + int(l)
+	if rest < nl+1+8+int(l)+1 {
+		r.sc.problem(p, "binary field %q: its value of %d bytes runs past the end of the datagram: %s", line, l, stopsHere)
+		return endEntry
+	}
+	if data[end] != '\n' {
+		r.sc.problem(p, "binary field %q: its value of %d bytes is not followed by a newline: %s", line, l, stopsHere)
+		return endEntry
+	}
+	if validName(line) {
+		r.e.Fields = append(r.e.Fields, Field{Name: string(line), Value: bytes.Clone(data[p+nl+1+8 : end])})
+		r.size += total
+	} else {
+		r.sc.problem(p, "invalid field name %q (binary form): journald skips this field and keeps the rest of the entry", line)
+	}
+	r.p = end + 1
+	return nextLine
+}
+
+// finish decides what journald does with the entry it has read: nothing
+// (no valid field), drop it (too large with _TRANSPORT), or store it.
+func (r *entryScan) finish() (next int, stop bool) {
+	sc, e, pos, p := r.sc, r.e, r.start, r.p
 	if len(e.Fields) == 0 {
 		// journald stores nothing and reads nothing more of the datagram.
-		switch rest := len(data) - p; {
-		case !e.clean && rest > 0 && separator:
+		switch rest := len(sc.data) - p; {
+		case !e.clean && rest > 0 && r.separator:
 			sc.problem(pos, "an entry with no valid field: journald stores nothing of it and reads nothing more of the datagram (%d bytes follow)", rest)
-		case e.clean && separator && (rest > 0 || pos == 0):
+		case e.clean && r.separator && (rest > 0 || pos == 0):
 			sc.problem(pos, "an empty line where an entry should start: journald reads nothing more of the datagram (%d bytes follow)", rest)
 		}
-		if !e.clean || separator {
+		if !e.clean || r.separator {
 			e.clean = false
 			sc.res.entries = append(sc.res.entries, e)
 		}
 		return p, true
 	}
 	// journald adds _TRANSPORT=journal and checks the size once more.
-	if size+len(journald.TransportField)+len(e.Fields)+2 > lim.entry {
-		sc.problem(pos, "entry of %d bytes, with the %s journald adds, exceeds %d: %s", size, journald.TransportField, lim.entry, dropsEntry)
+	if r.size+len(journald.TransportField)+len(e.Fields)+2 > sc.lim.entry {
+		sc.problem(pos, "entry of %d bytes, with the %s journald adds, exceeds %d: %s", r.size, journald.TransportField, sc.lim.entry, dropsEntry)
 		e.clean = false
 		sc.res.entries = append(sc.res.entries, e)
 		return p, true

@@ -201,20 +201,48 @@ func TestLogControl(t *testing.T) {
 	opts.Log.SyslogIdentifier = "logcontrol-test"
 	opts.Log.SocketPath = srv.Path()
 	r := runService(t, opts)
-	obj := busClient(t, addr).Object(testBusName, logControlPath)
-	// A logger derived before any change, as a program's components hold.
-	component := r.svc.Logger().With("component", "db")
+	lc := lcClient{
+		obj: busClient(t, addr).Object(testBusName, logControlPath),
+		out: &out,
+		// A logger derived before any change, as a program's components hold.
+		component: r.svc.Logger().With("component", "db"),
+	}
 
+	lc.checkProperties(t)
+	lc.checkLevels(t)
+	lc.checkRefused(t)
+	lc.checkTargets(t, srv, r.svc)
+	lc.checkIntrospect(t)
+	r.stop(t)
+}
+
+// lcClient is TestLogControl's view of a running Service: its
+// LogControl1 object on the bus, its stdout, and a logger derived from its
+// own before any change.
+type lcClient struct {
+	obj       dbus.BusObject
+	out       *testutil.Buffer
+	component *slog.Logger
+}
+
+// checkProperties checks the properties' values at start, one by one and
+// by GetAll.
+func (lc lcClient) checkProperties(t *testing.T) {
 	for name, want := range map[string]string{"LogLevel": "info", "LogTarget": "console", "SyslogIdentifier": "logcontrol-test"} {
-		if got := getProp(t, obj, name); got != want {
+		if got := getProp(t, lc.obj, name); got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
 	}
 	var all map[string]dbus.Variant
-	if err := obj.Call(propertiesInterface+".GetAll", 0, logControlInterface).Store(&all); err != nil || len(all) != 3 {
+	if err := lc.obj.Call(propertiesInterface+".GetAll", 0, logControlInterface).Store(&all); err != nil || len(all) != 3 {
 		t.Errorf("GetAll = %v, %v", all, err)
 	}
+}
 
+// checkLevels sets LogLevel by name and by number: each change reads back
+// under systemd's name, takes effect for the derived logger, and is logged
+// once, at notice.
+func (lc lcClient) checkLevels(t *testing.T) {
 	levels := []struct {
 		set, get string
 		enabled  slog.Level // the lowest level logged after it
@@ -228,24 +256,29 @@ func TestLogControl(t *testing.T) {
 		{"info", "info", slog.LevelInfo},
 	}
 	for _, tt := range levels {
-		before := strings.Count(out.String(), "\n")
-		if err := setProp(obj, "LogLevel", tt.set); err != nil {
+		before := strings.Count(lc.out.String(), "\n")
+		if err := setProp(lc.obj, "LogLevel", tt.set); err != nil {
 			t.Fatalf("Set LogLevel %q: %v", tt.set, err)
 		}
-		if got := getProp(t, obj, "LogLevel"); got != tt.get {
+		if got := getProp(t, lc.obj, "LogLevel"); got != tt.get {
 			t.Errorf("after Set %q: LogLevel = %q, want %q", tt.set, got, tt.get)
 		}
 		ctx := context.Background()
-		if !component.Enabled(ctx, tt.enabled) || component.Enabled(ctx, tt.enabled-1) {
+		if !lc.component.Enabled(ctx, tt.enabled) || lc.component.Enabled(ctx, tt.enabled-1) {
 			t.Errorf("after Set %q: the lowest level logged is not %v", tt.set, tt.enabled)
 		}
-		lines := strings.Split(strings.TrimSpace(out.String()), "\n")[before:]
+		lines := strings.Split(strings.TrimSpace(lc.out.String()), "\n")[before:]
 		if len(lines) != 1 || !strings.HasPrefix(lines[0], "<5>service: log level set to "+tt.get+" ") ||
 			!strings.Contains(lines[0], " log_level="+tt.get) {
 			t.Errorf("after Set %q, want one notice of it, got %q", tt.set, lines)
 		}
 	}
+}
 
+// checkRefused sets what systemd would not: each call is refused with the
+// D-Bus error systemd's own services give, logs nothing and changes
+// nothing.
+func (lc lcClient) checkRefused(t *testing.T) {
 	refused := []struct {
 		prop    string
 		value   any
@@ -263,29 +296,31 @@ func TestLogControl(t *testing.T) {
 		{"SyslogIdentifier", "other", errPropertyReadOnly},
 		{"Nothing", "x", errUnknownProperty},
 	}
-	before := out.String()
+	before := lc.out.String()
 	for _, tt := range refused {
-		if err := setProp(obj, tt.prop, tt.value); errName(err) != tt.errName {
+		if err := setProp(lc.obj, tt.prop, tt.value); errName(err) != tt.errName {
 			t.Errorf("Set %s %v: %v, want %s", tt.prop, tt.value, err, tt.errName)
 		}
 	}
-	if err := obj.Call(propertiesInterface+".Get", 0, "org.example.Other", "LogLevel").Err; errName(err) != errUnknownInterface {
+	if err := lc.obj.Call(propertiesInterface+".Get", 0, "org.example.Other", "LogLevel").Err; errName(err) != errUnknownInterface {
 		t.Errorf("Get of another interface: %v", err)
 	}
-	if after := out.String(); after != before {
+	if after := lc.out.String(); after != before {
 		t.Errorf("refused calls logged: %q", strings.TrimPrefix(after, before))
 	}
-	if getProp(t, obj, "LogLevel") != "info" || getProp(t, obj, "LogTarget") != "console" {
+	if getProp(t, lc.obj, "LogLevel") != "info" || getProp(t, lc.obj, "LogTarget") != "console" {
 		t.Errorf("refused calls changed the settings")
 	}
+}
 
-	// Targets: journal, null, console, auto (not under systemd: console).
-	component.Info("on stdout")
-	if err := setProp(obj, "LogTarget", "journal"); err != nil {
-		t.Fatal(err)
-	}
-	component.Info("in the journal")
-	entries := srv.Wait(t, 2, 5*time.Second)
+// checkTargets moves the logger through the targets: journal, null,
+// console, auto (not under systemd: console). Each change is logged on the
+// target it leaves, and the derived logger follows, its attributes kept.
+func (lc lcClient) checkTargets(t *testing.T, srv *journaltest.Server, svc *Service) {
+	lc.component.Info("on stdout")
+	lc.setTarget(t, "journal")
+	lc.component.Info("in the journal")
+	entries := srv.Wait(t, 2, 10*time.Second)
 	if m, _ := entries[0].Entry.Get("MESSAGE"); m != "service: log target set to journal" {
 		t.Errorf("first entry %q, want the change", m)
 	}
@@ -295,41 +330,64 @@ func TestLogControl(t *testing.T) {
 	if c, _ := entries[1].Entry.Get("COMPONENT"); c != "db" {
 		t.Errorf("COMPONENT=%q: the derived logger lost its attributes", c)
 	}
-	if got := getProp(t, obj, "LogTarget"); got != "journal" {
-		t.Errorf("LogTarget = %q", got)
-	}
-	if err := setProp(obj, "LogTarget", "null"); err != nil {
-		t.Fatal(err)
-	}
-	component.Error("nowhere")
-	if got := getProp(t, obj, "LogTarget"); got != "null" {
-		t.Errorf("LogTarget = %q", got)
-	}
-	if err := setProp(obj, "LogTarget", "auto"); err != nil {
-		t.Fatal(err)
-	}
-	component.Info("back on stdout")
-	if got := getProp(t, obj, "LogTarget"); got != "auto" {
-		t.Errorf("after auto: LogTarget = %q, want auto (as systemd's services read)", got)
-	}
-	if got := r.svc.logger.Handler().(*newstyle.Handler).Target(); got != newstyle.TargetStdout {
+	lc.setTarget(t, "null")
+	lc.component.Error("nowhere")
+	lc.setTarget(t, "auto")
+	lc.component.Info("back on stdout")
+	if got := svc.logger.Handler().(*newstyle.Handler).Target(); got != newstyle.TargetStdout {
 		t.Errorf("auto outside systemd chose %v, want stdout", got)
 	}
-	if n := len(srv.Received()); n != 3 {
-		t.Errorf("%d journal entries, want 3 (the change, the record, the change to null)", n)
-	}
-	log := out.String()
+	lc.checkJournalEnds(t, srv, "service: log target set to null")
+	log := lc.out.String()
 	if strings.Contains(log, "nowhere") || !strings.Contains(log, "<6>on stdout component=db") ||
 		!strings.Contains(log, "<5>service: log target set to auto: console ") || !strings.Contains(log, " previous=null reason=") ||
 		!strings.Contains(log, "<6>back on stdout component=db") {
 		t.Errorf("log:\n%s", log)
 	}
+}
 
+// setTarget sets LogTarget, and checks that it reads back (auto as auto,
+// as systemd's services read).
+func (lc lcClient) setTarget(t *testing.T, target string) {
+	t.Helper()
+	if err := setProp(lc.obj, "LogTarget", target); err != nil {
+		t.Fatalf("Set LogTarget %q: %v", target, err)
+	}
+	if got := getProp(t, lc.obj, "LogTarget"); got != target {
+		t.Errorf("after Set %q: LogTarget = %q", target, got)
+	}
+}
+
+// checkJournalEnds checks that the journal's last entry so far is last:
+// the server reads its socket on a goroutine of its own, so a sentinel sent
+// after every record marks where the entries of the test end, and nothing
+// sent to the journal by mistake can arrive after the check.
+func (lc lcClient) checkJournalEnds(t *testing.T, srv *journaltest.Server, last string) {
+	t.Helper()
+	w := testutil.Open(t, func() (*journal.Writer, error) {
+		return journal.NewWriter(&journal.WriterOptions{SocketPath: srv.Path()})
+	})
+	if err := w.Send("sentinel", journal.PriInfo); err != nil {
+		t.Fatal(err)
+	}
+	entries := srv.Wait(t, 4, 10*time.Second)
+	var msgs []string
+	for _, e := range entries {
+		m, _ := e.Entry.Get("MESSAGE")
+		msgs = append(msgs, m)
+	}
+	if len(msgs) != 4 || msgs[2] != last || msgs[3] != "sentinel" {
+		t.Errorf("journal entries %q, want 3 (the change to the journal, the record, %q), then the sentinel", msgs, last)
+	}
+}
+
+// checkIntrospect checks that Introspect describes the properties as
+// systemctl reads them.
+func (lc lcClient) checkIntrospect(t *testing.T) {
 	var xml string
-	if err := obj.Call(introspectInterface+".Introspect", 0).Store(&xml); err != nil || !strings.Contains(xml, `<property name="LogLevel" type="s" access="readwrite">`) {
+	if err := lc.obj.Call(introspectInterface+".Introspect", 0).Store(&xml); err != nil || !strings.Contains(xml, `<property name="LogLevel" type="s" access="readwrite">`) {
 		t.Errorf("Introspect: %v\n%s", err, xml)
 	}
-	r.stop(t)
 }
 
 // Setting is for root alone, checked with the bus daemon from the

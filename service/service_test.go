@@ -87,12 +87,6 @@ func listenNotify(t *testing.T, path string) *notifySocket {
 	return n
 }
 
-func (n *notifySocket) messages() []string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return append([]string(nil), n.msgs...)
-}
-
 // await waits until done says the notifications so far are what the test
 // waits for, and returns them.
 func (n *notifySocket) await(t *testing.T, what string, done func(msgs []string, sentinels int) bool) []string {

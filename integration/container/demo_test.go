@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/newstyle-go/newstyle/internal/testutil"
 )
 
 const (
@@ -547,7 +549,7 @@ func TestStdoutFallback(t *testing.T) {
 	// Entries: one per request, and the error's own.
 	want := hellos + misses + 1 + 1
 	mine := fromPID(pid)
-	entries := ct.waitJournal(t, cursor, 15*time.Second, func(es []entry) bool {
+	ct.waitJournal(t, cursor, 15*time.Second, func(es []entry) bool {
 		return count(es, mine) >= want
 	})
 	// Anything late would be an extra entry: look again once.
@@ -568,13 +570,13 @@ func TestStdoutFallback(t *testing.T) {
 		msg := e.Get("MESSAGE")
 		switch {
 		case strings.HasPrefix(msg, "request method=GET path=/ status=200 "):
-			priorities["hello 6"] += b2i(e.Get("PRIORITY") == "6")
+			priorities["hello 6"] += testutil.Btoi(e.Get("PRIORITY") == "6")
 		case strings.HasPrefix(msg, "request method=GET path=/nothing-here status=404 "):
-			priorities["miss 6"] += b2i(e.Get("PRIORITY") == "6")
+			priorities["miss 6"] += testutil.Btoi(e.Get("PRIORITY") == "6")
 		case strings.HasPrefix(msg, "request method=GET path=/error status=500 "):
-			priorities["error request 4"] += b2i(e.Get("PRIORITY") == "4")
+			priorities["error request 4"] += testutil.Btoi(e.Get("PRIORITY") == "4")
 		case strings.HasPrefix(msg, "order lookup failed "):
-			priorities["error 3"] += b2i(e.Get("PRIORITY") == "3")
+			priorities["error 3"] += testutil.Btoi(e.Get("PRIORITY") == "3")
 			// The stack, escaped on the one line.
 			if !strings.Contains(msg, `traceback="main.lookUpOrder(...)\n\t`) {
 				t.Errorf("the error's line lacks its escaped traceback: %q", msg)
@@ -589,13 +591,6 @@ func TestStdoutFallback(t *testing.T) {
 			t.Errorf("%s: %d entries with that priority, want %d", k, priorities[k], n)
 		}
 	}
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // TestSocketActivation: with newstyle-demo.socket listening and the

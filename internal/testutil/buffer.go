@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"sync"
+	"testing"
 )
 
 // Buffer is a bytes.Buffer that handlers (or a child process) may write to
@@ -34,4 +35,21 @@ func (b *Buffer) Lines() []string {
 		return nil
 	}
 	return strings.Split(s, "\n")
+}
+
+// FailWriter is an io.Writer that fails the test when anything is written
+// to it: a logger's stdout that must stay unused.
+type FailWriter struct{ TB testing.TB }
+
+func (w FailWriter) Write(p []byte) (int, error) {
+	w.TB.Errorf("the logger wrote to stdout: %q", p)
+	return len(p), nil
+}
+
+// Btoi is 1 for true and 0 for false: a count of the cases that hold.
+func Btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
