@@ -4,7 +4,9 @@ package newstyle
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -152,3 +154,67 @@ func TestIgnoreEnv(t *testing.T) {
 }
 
 func levelWarn() slogopts.HandlerOptions { return slogopts.HandlerOptions{Level: slog.LevelWarn} }
+
+// TestFallbackLevel: with a Fallback, Options.Level (a LevelVar, as
+// service.Service.Level and LogControl1 set it) decides what is logged,
+// on the journal and on the Fallback alike.
+func TestFallbackLevel(t *testing.T) {
+	t.Setenv(EnvTarget, "")
+	srv := journaltest.NewServer(t)
+	var out bytes.Buffer
+	lv := new(slog.LevelVar)
+	lv.Set(slog.LevelWarn)
+	h := NewHandler(&Options{
+		Target: TargetJournal, SocketPath: srv.Path(), IgnoreEnv: true,
+		HandlerOptions: slogopts.HandlerOptions{Level: lv},
+		Fallback:       slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}),
+	})
+	l := slog.New(h)
+	l.Info("below warn")
+	lv.Set(slog.LevelDebug)
+	l.Debug("at debug")
+	e := srv.Wait(t, 1, 5*time.Second)
+	msg, _ := e[0].Get("MESSAGE")
+	assert.Equal(t, "at debug", msg)
+	assert.Len(t, srv.Received(), 1)
+
+	_, err := h.SetTarget(TargetStdout)
+	require.NoError(t, err)
+	lv.Set(slog.LevelError)
+	l.Warn("below error")
+	l.Error("at error")
+	recs := jsonLines(t, out.String())
+	require.Len(t, recs, 1, "%s", out.String())
+	assert.Equal(t, "at error", recs[0]["msg"])
+
+	// The Fallback's own level counts too.
+	out.Reset()
+	lv.Set(slog.LevelDebug)
+	quiet := NewHandler(&Options{Target: TargetStdout, HandlerOptions: slogopts.HandlerOptions{Level: lv},
+		Fallback: slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelWarn})})
+	slog.New(quiet).Info("the fallback does not take info")
+	assert.Empty(t, out.String())
+}
+
+type panicky struct{ slog.Handler }
+
+func (panicky) Handle(context.Context, slog.Record) error { panic("the fallback broke") }
+
+// TestFallbackPanics: a Fallback whose Handle panics does not take the
+// program down; the panic is counted.
+func TestFallbackPanics(t *testing.T) {
+	t.Setenv(EnvTarget, "")
+	srv := journaltest.NewServer(t)
+	h := NewHandler(&Options{Target: TargetJournal, SocketPath: srv.Path(), IgnoreEnv: true,
+		SendTimeout: 100 * time.Millisecond, Fallback: panicky{slog.NewTextHandler(io.Discard, nil)}})
+	srv.Close()
+	l := slog.New(h)
+	require.NotPanics(t, func() {
+		l.Info("journal gone")
+		l.Info("again")
+	})
+	_, err := h.SetTarget(TargetStdout)
+	require.NoError(t, err)
+	require.NotPanics(t, func() { l.Info("on the fallback") })
+	assert.GreaterOrEqual(t, h.Stats().FallbackPanics, uint64(3))
+}

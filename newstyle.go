@@ -77,7 +77,14 @@ type Options struct {
 	// systemd, leave it nil: journald reads the <N> prefix as the
 	// priority.) Stdout and WriteTimeout are then unused, and the bound
 	// on a record's wait for its output is Fallback's own. Options'
-	// HandlerOptions are not applied to it: it is used as it is.
+	// HandlerOptions are not applied to it (it formats as it is made to),
+	// but Options.Level still decides what is logged, wherever records
+	// go: the Fallback is given the records at or above it that its own
+	// Enabled takes. A panic in its Handle is recovered and counted
+	// (Stats.FallbackPanics). Records of an asynchronous Writer (Async)
+	// that journald did not take reach it as the journal saw them: the
+	// message and priority, each field by its journal name with a string
+	// value, without the record's time or groups.
 	Fallback slog.Handler
 
 	// Quiet leaves out the record NewHandler logs, once, to say where
@@ -154,6 +161,10 @@ func NewHandler(opts *Options) *Handler {
 		})
 		sw.fallback = sw.stdout
 	}
+	sw.level = o.Level
+	if sw.level == nil {
+		sw.level = slog.LevelInfo
+	}
 	h := &Handler{fallback: sw.fallback, sw: sw}
 	sw.writer, sw.writerErr = newWriter(&o, sw)
 	if sw.writer != nil {
@@ -179,7 +190,7 @@ func NewHandler(opts *Options) *Handler {
 func (h *Handler) announce(d Detection, envErr error, quiet bool) {
 	ctx := context.Background()
 	if envErr != nil {
-		_ = report(ctx, h, slog.LevelWarn, "newstyle: "+EnvTarget+" is ignored", envErr, 0)
+		_ = h.sw.report(ctx, h, slog.LevelWarn, "newstyle: "+EnvTarget+" is ignored", envErr, 0)
 	}
 	if quiet || !h.Enabled(ctx, slog.LevelInfo) {
 		return
@@ -217,7 +228,7 @@ func newWriter(o *Options, sw *switcher) (*journal.Writer, error) {
 		user := a.OnUndelivered
 		a.OnUndelivered = func(msg string, pri journal.Priority, fields []journal.Field, err error) {
 			sw.count()
-			undeliveredToStdout(sw.fallback, msg, pri, fields)
+			undeliveredToStdout(sw, msg, pri, fields)
 			if user != nil {
 				user(msg, pri, fields, err)
 			}
@@ -341,12 +352,16 @@ type Stats struct {
 	// Options.WriteTimeout: they were dropped, and reported on stdout
 	// (see stdoutfallback.Handler.TimedOut).
 	StdoutTimeouts uint64
+
+	// FallbackPanics counts the records whose Options.Fallback's Handle
+	// panicked: recovered, and the record lost.
+	FallbackPanics uint64
 }
 
 // Stats returns the counters of h and every Handler derived from the same
 // NewHandler.
 func (h *Handler) Stats() Stats {
-	var st Stats
+	st := Stats{FallbackPanics: h.sw.fallbackPanics.Load()}
 	if h.sw.stdout != nil {
 		st.StdoutTimeouts = h.sw.stdout.TimedOut()
 	}
@@ -369,11 +384,20 @@ func (h *Handler) JournalStats() (journal.Stats, bool) {
 }
 
 // Enabled reports whether records at level l are logged.
+//
+// Options.Level decides, whatever the target (and LogControl1, DEBUG_INVOCATION
+// and service.Service.Level set it when it is a *slog.LevelVar); on stdout
+// with Options.Fallback, the Fallback's own Enabled must agree too.
 func (h *Handler) Enabled(ctx context.Context, l slog.Level) bool {
-	if Target(h.sw.target.Load()) == TargetNull {
+	switch Target(h.sw.target.Load()) {
+	case TargetNull:
 		return false
+	case TargetStdout:
+		if h.sw.stdout == nil && !h.fallback.Enabled(ctx, l) {
+			return false
+		}
 	}
-	return h.fallback.Enabled(ctx, l)
+	return l >= h.sw.level.Level()
 }
 
 // WithAttrs returns a Handler whose records carry attrs.
@@ -411,18 +435,18 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	case TargetNull:
 		return nil
 	}
-	return h.fallback.Handle(ctx, r)
+	return h.sw.toFallback(ctx, h.fallback, r)
 }
 
 // undeliveredToStdout writes an entry that journald did not take to
 // stdout as a record: its priority, message and fields (by their journal
 // names), the identifier left out.
-func undeliveredToStdout(h slog.Handler, msg string, pri journal.Priority, fields []journal.Field) {
+func undeliveredToStdout(sw *switcher, msg string, pri journal.Priority, fields []journal.Field) {
 	r := slog.NewRecord(time.Time{}, PriorityLevel(pri), msg, 0)
 	for _, f := range fields {
 		if f.Name != "SYSLOG_IDENTIFIER" {
 			r.AddAttrs(slog.String(f.Name, string(f.Value)))
 		}
 	}
-	_ = h.Handle(context.Background(), r)
+	_ = sw.toFallback(context.Background(), sw.fallback, r)
 }

@@ -36,7 +36,10 @@ type switcher struct {
 	journal   slog.Handler            // NewHandler's, for the reports
 	fallback  slog.Handler            // NewHandler's, for the reports
 	stdout    *stdoutfallback.Handler // nil with Options.Fallback
+	level     slog.Leveler            // Options.Level: every Handler's, whatever its target
 	detection Detection
+
+	fallbackPanics atomic.Uint64 // panics of Options.Fallback's Handle, recovered
 
 	mu       sync.Mutex // guards the rest; SetTarget and Close take it
 	closed   bool
@@ -51,11 +54,11 @@ func (s *switcher) handle(ctx context.Context, jh, fh slog.Handler, r slog.Recor
 		onStdout, retry := s.retryDue()
 		if !retry {
 			s.count()
-			return fh.Handle(ctx, r)
+			return s.toFallback(ctx, fh, r)
 		}
 		// The way back is reported before the record that takes it, so
 		// that the journal reads in order.
-		if err = report(ctx, s.journal, slog.LevelInfo, "newstyle: the journal can be reached again; logging to it", nil, onStdout); err == nil {
+		if err = s.report(ctx, s.journal, slog.LevelInfo, "newstyle: the journal can be reached again; logging to it", nil, onStdout); err == nil {
 			s.up(onStdout)
 		}
 	}
@@ -70,10 +73,30 @@ func (s *switcher) handle(ctx context.Context, jh, fh slog.Handler, r slog.Recor
 		s.count()
 	}
 	// The record itself is not lost: stdout takes it.
-	if ferr := fh.Handle(ctx, r); ferr != nil {
+	if ferr := s.toFallback(ctx, fh, r); ferr != nil {
 		return errors.Join(err, ferr)
 	}
 	return nil
+}
+
+// toFallback writes r with fh, the <N> handler or Options.Fallback. The
+// program's own Fallback is given only the records it is enabled for,
+// and a panic in it is recovered, counted (Stats.FallbackPanics) and
+// returned as an error: a logger never takes its program down.
+func (s *switcher) toFallback(ctx context.Context, fh slog.Handler, r slog.Record) (err error) {
+	if s.stdout != nil {
+		return fh.Handle(ctx, r)
+	}
+	if !fh.Enabled(ctx, r.Level) {
+		return nil
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			s.fallbackPanics.Add(1)
+			err = fmt.Errorf("newstyle: Options.Fallback's Handle panicked: %v", v)
+		}
+	}()
+	return fh.Handle(ctx, r)
 }
 
 // switches reports whether err means the journal is gone for a while,
@@ -112,7 +135,7 @@ func (s *switcher) fail(ctx context.Context, err error) {
 	s.nextTry = time.Now().Add(retryInterval)
 	s.mu.Unlock()
 	if !s.down.Swap(true) {
-		_ = report(ctx, s.fallback, slog.LevelWarn, "newstyle: the journal cannot be reached; logging to stdout until it can", err, 0)
+		_ = s.report(ctx, s.fallback, slog.LevelWarn, "newstyle: the journal cannot be reached; logging to stdout until it can", err, 0)
 	}
 }
 
@@ -126,13 +149,16 @@ func (s *switcher) up(reported uint64) {
 	s.down.Store(false)
 }
 
-func report(ctx context.Context, h slog.Handler, l slog.Level, msg string, err error, onStdout uint64) error {
+func (s *switcher) report(ctx context.Context, h slog.Handler, l slog.Level, msg string, err error, onStdout uint64) error {
 	r := slog.NewRecord(time.Now(), l, msg, 0)
 	if err != nil {
 		r.AddAttrs(slog.String("error", err.Error()))
 	}
 	if onStdout > 0 {
 		r.AddAttrs(slog.Uint64("records_on_stdout", onStdout))
+	}
+	if h == s.fallback {
+		return s.toFallback(ctx, h, r)
 	}
 	return h.Handle(ctx, r)
 }
