@@ -1,11 +1,14 @@
 package service
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/newstyle-go/newstyle"
@@ -30,18 +33,24 @@ import (
 //	srv := &http.Server{Handler: svc.RecoverHTTP(mux), ErrorLog: svc.ErrorLog()}
 func (s *Service) RecoverHTTP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		returned := false
 		defer func() {
 			v := recover()
-			if v == nil {
+			if v == nil && returned {
 				return
 			}
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.logAbnormalEnd("", v, "method", r.Method, "path", r.URL.Path)
-			panic(http.ErrAbortHandler)
+			// v nil: runtime.Goexit (or panic(nil) under
+			// GODEBUG=panicnil=1), a crash all the same.
+			s.logAbnormalEnd("HTTP handler", v, "method", r.Method, "path", r.URL.Path)
+			if v != nil {
+				panic(http.ErrAbortHandler)
+			}
 		}()
 		next.ServeHTTP(w, r)
+		returned = true
 	})
 }
 
@@ -72,14 +81,20 @@ func (s *Service) ErrorLog() *log.Logger {
 // same LevelVar).
 func (s *Service) Level() *slog.LevelVar { return s.level }
 
-// LevelHandler returns an http.Handler that reads and sets lv: GET
-// answers the level's syslog name ("info"), PUT or POST sets it from the
-// request's body or its "level" form value, as a syslog name (emerg …
-// debug), a number 0–7, or slog's own name (DEBUG, INFO, WARN, ERROR,
-// with an offset such as "INFO+2"), and answers the new name. It does no
-// authentication: mount it where only those who may change the level
-// reach it (behind the program's own authorisation, or on a socket of
-// its own).
+// LevelHandler returns an http.Handler that reads and sets lv: GET (and
+// HEAD) answers the level's syslog name ("info"); PUT or POST sets it and
+// answers the new name. The level is the URL's "level" parameter, else
+// the request's body: plain text, or a form with a "level" value (curl -d
+// level=debug), or a form of the bare name (curl -d debug). It is a
+// syslog name (emerg, alert, crit, err, warning, notice, info, debug, in
+// any case), a number 0–7, or slog's own name (DEBUG, INFO, WARN, ERROR,
+// with an offset such as "INFO+2"), between debug and emerg. A body past
+// 64 bytes is refused (413), anything else it cannot read with 400 and
+// why; the level is then unchanged.
+//
+// It does no authentication: mount it where only those who may change the
+// level reach it (behind the program's own authorisation, or on a socket
+// of its own). A level above crit hides the CRIT entries of panics too.
 //
 //	mux.Handle("/debug/level", adminOnly(service.LevelHandler(svc.Level())))
 func LevelHandler(lv *slog.LevelVar) http.Handler {
@@ -87,21 +102,18 @@ func LevelHandler(lv *slog.LevelVar) http.Handler {
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
 		case http.MethodPut, http.MethodPost:
-			v := r.FormValue("level")
-			if v == "" {
-				b, err := io.ReadAll(io.LimitReader(r.Body, 64))
-				if err != nil {
-					http.Error(w, err.Error(), http.StatusBadRequest)
-					return
+			v, code, err := levelOf(w, r)
+			if err == nil {
+				var l slog.Level
+				if l, err = parseLevel(v); err == nil {
+					lv.Set(l)
 				}
-				v = strings.TrimSpace(string(b))
+				code = http.StatusBadRequest
 			}
-			l, err := parseLevel(v)
 			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
+				http.Error(w, err.Error(), code)
 				return
 			}
-			lv.Set(l)
 		default:
 			w.Header().Set("Allow", "GET, HEAD, PUT, POST")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -112,15 +124,48 @@ func LevelHandler(lv *slog.LevelVar) http.Handler {
 	})
 }
 
-// parseLevel reads a level by its syslog name or number, or by slog's
-// name.
+// maxLevelBody bounds the body LevelHandler reads.
+const maxLevelBody = 64
+
+// levelOf reads the level a PUT or POST asks for (see LevelHandler), and
+// the status to answer when it cannot.
+func levelOf(w http.ResponseWriter, r *http.Request) (string, int, error) {
+	if v := r.URL.Query().Get("level"); v != "" {
+		return v, 0, nil
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLevelBody))
+	if err != nil {
+		var tooLong *http.MaxBytesError
+		if errors.As(err, &tooLong) {
+			return "", http.StatusRequestEntityTooLarge, fmt.Errorf("service: the level's request body is longer than %d bytes", maxLevelBody)
+		}
+		return "", http.StatusBadRequest, fmt.Errorf("service: reading the level's request body: %w", err)
+	}
+	body := strings.TrimSpace(string(b))
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
+		form, err := url.ParseQuery(body)
+		if err != nil {
+			return "", http.StatusBadRequest, fmt.Errorf("service: the level's form %q: %w", body, err)
+		}
+		if v := form.Get("level"); v != "" {
+			return v, 0, nil
+		}
+		if len(form) == 1 && !strings.Contains(body, "=") {
+			return body, 0, nil // curl -d debug
+		}
+	}
+	return body, 0, nil
+}
+
+// parseLevel reads a level by its syslog name (in any case) or number, or
+// by slog's name, between debug and emerg.
 func parseLevel(v string) (slog.Level, error) {
-	if p, err := journal.ParsePriority(v); err == nil {
+	if p, err := journal.ParsePriority(strings.ToLower(v)); err == nil {
 		return newstyle.PriorityLevel(p), nil
 	}
 	var l slog.Level
-	if err := l.UnmarshalText([]byte(v)); err != nil {
-		return 0, fmt.Errorf("service: invalid level %q: emerg … debug, 0–7, or DEBUG, INFO, WARN, ERROR", v)
+	if err := l.UnmarshalText([]byte(v)); err != nil || l < slog.LevelDebug || l > newstyle.LevelEmergency {
+		return 0, fmt.Errorf("service: invalid level %q: emerg … debug, 0–7, or DEBUG, INFO, WARN, ERROR (with an offset, from DEBUG to ERROR+8)", v)
 	}
 	return l, nil
 }

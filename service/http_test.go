@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -134,9 +135,15 @@ func TestExitOnHTTPPanic(t *testing.T) {
 func TestLevelHandler(t *testing.T) {
 	var lv slog.LevelVar
 	h := LevelHandler(&lv)
+	// "form:" bodies are sent as curl -d sends them.
 	do := func(method, body string) (int, string) {
-		r := httptest.NewRequest(method, "/debug/level", strings.NewReader(body))
-		if strings.HasPrefix(body, "level=") {
+		target := "/debug/level"
+		if q, ok := strings.CutPrefix(body, "?"); ok {
+			target, body = target+"?"+q, ""
+		}
+		form, isForm := strings.CutPrefix(body, "form:")
+		r := httptest.NewRequest(method, target, strings.NewReader(form))
+		if isForm {
 			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		}
 		w := httptest.NewRecorder()
@@ -151,7 +158,16 @@ func TestLevelHandler(t *testing.T) {
 	}{
 		{"GET", "", 200, "info", slog.LevelInfo},
 		{"PUT", "debug", 200, "debug", slog.LevelDebug},
-		{"POST", "level=warning", 200, "warning", slog.LevelWarn},
+		{"POST", "form:level=warning", 200, "warning", slog.LevelWarn},
+		{"PUT", "form:debug", 200, "debug", slog.LevelDebug}, // curl -X PUT -d debug
+		{"PUT", "?level=notice", 200, "notice", newstyle.LevelNotice},
+		{"PUT", "WARNING", 200, "warning", slog.LevelWarn},
+		{"PUT", "CRIT", 200, "crit", newstyle.LevelCritical},
+		{"PUT", "INFO+999999999999", 400, "", newstyle.LevelCritical},
+		{"PUT", "DEBUG-4", 400, "", newstyle.LevelCritical},
+		{"PUT", "ERROR+9223372036854775807", 400, "", newstyle.LevelCritical},
+		{"PUT", "info" + strings.Repeat(" ", 70) + "junk", 413, "", newstyle.LevelCritical},
+		{"PUT", "form:level=%zz", 400, "", newstyle.LevelCritical},
 		{"PUT", "3\n", 200, "err", slog.LevelError},
 		{"PUT", "INFO+2", 200, "notice", slog.LevelInfo + 2},
 		{"PUT", "crit", 200, "crit", newstyle.LevelCritical},
@@ -216,4 +232,58 @@ func TestNewShutdown(t *testing.T) {
 	defer cancel()
 	err := svc.Shutdown(ctx)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// A handler that ends with runtime.Goexit under RecoverHTTP is a crash
+// too: one CRIT entry.
+func TestRecoverHTTPGoexit(t *testing.T) {
+	srv := journaltest.NewServer(t)
+	svc := newJournalService(t, srv)
+	h := svc.RecoverHTTP(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { runtime.Goexit() }))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/gone", nil))
+	}()
+	<-done
+	e := srv.Wait(t, 1, 5*time.Second)[0].Entry
+	assert.Equal(t, "2", val(e, "PRIORITY"))
+	assert.Equal(t, "service: HTTP handler ended without returning: runtime.Goexit", val(e, "MESSAGE"))
+	assert.Equal(t, "/gone", val(e, "PATH"))
+}
+
+// Shutdown runs the hooks once, however often and however concurrently
+// it is called; a cancelled context ends the wait at once.
+func TestShutdownOnce(t *testing.T) {
+	svc := New(&Options{Log: &newstyle.Options{Target: newstyle.TargetNull}})
+	var runs atomic.Int32
+	svc.OnStop("count", func(context.Context) error { runs.Add(1); return nil })
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			assert.NoError(t, svc.Shutdown(context.Background()))
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, svc.Shutdown(context.Background()))
+	assert.Equal(t, int32(1), runs.Load())
+
+	svc = New(&Options{Log: &newstyle.Options{Target: newstyle.TargetNull}, ShutdownTimeout: time.Minute})
+	release := make(chan struct{})
+	defer close(release)
+	svc.OnStop("hangs", func(context.Context) error { <-release; return nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	assert.ErrorIs(t, svc.Shutdown(ctx), context.Canceled)
+	assert.Less(t, time.Since(start), 5*time.Second, "a cancelled context ends the wait")
+}
+
+// New makes the logger as Run does: DEBUG_INVOCATION=1 starts it at debug.
+func TestNewDebugInvocation(t *testing.T) {
+	t.Setenv(EnvDebugInvocation, "1")
+	svc := New(&Options{Log: &newstyle.Options{Target: newstyle.TargetNull}})
+	assert.Equal(t, slog.LevelDebug, svc.Level().Level())
 }

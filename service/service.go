@@ -220,6 +220,11 @@ type Service struct {
 	stops  []stopHook
 	status string // the program's last STATUS=, restored after a reload
 	exit   func(code int)
+	flush  func() // delivers what the logger holds, for FlushTimeout at most
+
+	shutdownOnce sync.Once     // Shutdown's: its hooks run once
+	shutdownDone chan struct{} // closed when they have
+	shutdownErr  error
 
 	level   *slog.LevelVar // the logger's level, which LogControl1 sets
 	ident   string         // the logger's SyslogIdentifier
@@ -267,6 +272,21 @@ func Run(opts *Options, fn func(ctx context.Context, svc *Service) error) int {
 }
 
 func run(opts Options, fn func(ctx context.Context, svc *Service) error) int {
+	svc, logOpts := newService(opts)
+	slog.SetDefault(svc.logger)
+	svc.busName = busName(svc.opts)
+	if !opts.DisableCrashCapture {
+		svc.captureCrashes(logOpts)
+	}
+	code := svc.run(fn)
+	svc.flush()
+	return code
+}
+
+// newService makes the Service Run runs and New returns, with its logger
+// (at debug level under DEBUG_INVOCATION=1), and returns the options the
+// logger was made with.
+func newService(opts Options) (*Service, *newstyle.Options) {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -276,25 +296,19 @@ func run(opts Options, fn func(ctx context.Context, svc *Service) error) int {
 		level.Set(min(level.Level(), slog.LevelDebug))
 	}
 	logger := newstyle.NewLogger(logOpts)
-	slog.SetDefault(logger)
-	flush := flusher(logger)
 	ident := logOpts.SyslogIdentifier
 	if ident == "" {
 		ident = journal.ProgramName()
 	}
-	svc := &Service{opts: opts, logger: logger, exit: func(code int) {
-		flush()
+	svc := &Service{opts: opts, logger: logger, flush: flusher(logger), level: level, ident: ident, stopped: make(chan struct{})}
+	svc.exit = func(code int) {
+		svc.flush()
 		osExit(code)
-	}, level: level, ident: ident, busName: busName(opts), stopped: make(chan struct{})}
+	}
 	if debug {
 		logger.Debug("service: " + EnvDebugInvocation + " is set: logging at debug level")
 	}
-	if !opts.DisableCrashCapture {
-		svc.captureCrashes(logOpts)
-	}
-	code := svc.run(fn)
-	flush()
-	return code
+	return svc, logOpts
 }
 
 // logOptions returns the logger's options with a *slog.LevelVar for its
@@ -460,7 +474,7 @@ func (s *Service) shutdown(r *lifecycle, sig os.Signal, code int) int {
 	notified := s.beginStop(state, deadline)
 	r.cancel()
 	hooks := make(chan int, 1)
-	go func() { hooks <- s.runStopHooks(deadline) }()
+	go func() { hooks <- s.runStopHooks(context.Background(), deadline) }()
 
 	fnRunning, hooksRunning, reloading := sig != nil, true, true
 	hooksCode := ExitOK
@@ -585,14 +599,14 @@ func (s *Service) OnStop(name string, fn func(ctx context.Context) error) {
 }
 
 // runStopHooks runs the hooks and waits for them until deadline.
-func (s *Service) runStopHooks(deadline time.Time) int {
+func (s *Service) runStopHooks(parent context.Context, deadline time.Time) int {
 	s.mu.Lock()
 	hooks := append([]stopHook(nil), s.stops...)
 	s.mu.Unlock()
 	if len(hooks) == 0 {
 		return ExitOK
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	ctx, cancel := context.WithDeadline(parent, deadline)
 	defer cancel()
 
 	// running counts the hooks of each name still running; filled before
