@@ -100,8 +100,7 @@ func (q *congestion) busy() bool { return q.waiting.Load() != 0 }
 func (q *congestion) send(s *socket, data, oob []byte, timeout time.Duration, abort <-chan struct{}) unix.Errno {
 	if q.leading.CompareAndSwap(false, true) {
 		errno := q.sendOwn(s, data, oob, timeout, abort)
-		if q.busy() {
-			q.help(s)
+		for i := 0; i < maxHelps && q.busy() && q.help(s); i++ {
 		}
 		q.release()
 		return errno
@@ -114,17 +113,23 @@ func (q *congestion) send(s *socket, data, oob []byte, timeout time.Duration, ab
 // queue has room at once: what the sender to be promoted would have
 // sent, without waking it to send it. Its own Send is delayed by one
 // system call that does not wait.
-func (q *congestion) help(s *socket) {
+func (q *congestion) help(s *socket) (sent bool) {
 	if q.take() == 0 {
-		return
+		return false
 	}
 	switch errno := q.sendTaken(s, unix.MSG_DONTWAIT); errno {
 	case unix.EAGAIN, unix.EINTR:
 		q.giveBack(0)
+		return false
 	default:
 		q.finishTaken(errno, nil)
+		return true
 	}
 }
+
+// maxHelps bounds the sends a leader makes for others after its own: a
+// few system calls that do not wait.
+const maxHelps = 4
 
 // sendOwn is the leader's send of its own datagram when nobody is queued:
 // the common case, and the whole of it when journald keeps up.
