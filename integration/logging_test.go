@@ -489,7 +489,24 @@ func TestAutoDetection(t *testing.T) {
 				if stdout.Len() != 0 {
 					t.Errorf("child wrote to stdout: %q", stdout.Bytes())
 				}
-				e := oneEntry(t, ident)
+				// The automatic choice is announced first, once.
+				entries := waitEntries(t, query{ident: ident}, 2)
+				syncJournal(t)
+				if again, err := readJournal(query{ident: ident}); err == nil {
+					entries = again
+				}
+				if len(entries) != 2 {
+					t.Fatalf("journal has %d entries for %s, want the announcement and the record", len(entries), ident)
+				}
+				for name, value := range map[string]string{"MESSAGE": "newstyle: logging to the journal", "TARGET": "journal", "PRIORITY": "6"} {
+					if got, err := entries[0].Value(name); err != nil || got != value {
+						t.Errorf("the announcement's %s = %q (%v), want %q", name, got, err, value)
+					}
+				}
+				if got, err := entries[0].Value("REASON"); err != nil || !strings.Contains(got, tt.reason) {
+					t.Errorf("the announcement's REASON = %q (%v), want it to say %q", got, err, tt.reason)
+				}
+				e := entries[1]
 				wantFields(t, e, map[string]string{
 					"MESSAGE":           "auto-detected",
 					"PRIORITY":          "6",
@@ -503,8 +520,11 @@ func TestAutoDetection(t *testing.T) {
 				}
 				return
 			}
-			if want := "<6>auto-detected child_pid=" + pid + "\n"; stdout.String() != want {
-				t.Errorf("child's stdout = %q, want %q", stdout.String(), want)
+			// The automatic choice is announced first, once, with its reason.
+			lines := strings.SplitAfter(stdout.String(), "\n")
+			if len(lines) != 3 || !strings.HasPrefix(lines[0], "<6>newstyle: logging to stdout target=stdout reason=") ||
+				lines[1] != "<6>auto-detected child_pid="+pid+"\n" {
+				t.Errorf("child's stdout = %q, want the announcement, then %q", stdout.String(), "<6>auto-detected child_pid="+pid+"\n")
 			}
 			syncJournal(t)
 			if entries, err := readJournal(query{ident: ident}); err != nil {
