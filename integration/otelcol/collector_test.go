@@ -21,6 +21,7 @@ import (
 
 	"github.com/newstyle-go/newstyle"
 	"github.com/newstyle-go/newstyle/otel"
+	"github.com/newstyle-go/newstyle/slogopts"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -80,8 +81,10 @@ func TestCollector(t *testing.T) {
 	h := newstyle.NewHandler(&newstyle.Options{
 		Target:           newstyle.TargetJournal,
 		SyslogIdentifier: ident,
-		Level:            slog.LevelDebug,
-		ContextAttrs:     otel.ContextAttrs,
+		HandlerOptions: slogopts.HandlerOptions{
+			Level:        slog.LevelDebug,
+			ContextAttrs: otel.ContextAttrs,
+		},
 	})
 	defer h.Close()
 	if d := h.Detection(); d.Target != newstyle.TargetJournal {
