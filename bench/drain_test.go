@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -219,9 +220,35 @@ func (d *drain) sample() []byte {
 	return append([]byte(nil), d.mem[offSample:offSample+n]...)
 }
 
+// settle waits until the drain has read every datagram sent before it (a
+// test before may have left hundreds in the socket's queue): it sends a
+// marker of its own and waits until that is the last datagram read.
+func (d *drain) settle() error {
+	marker := []byte("MESSAGE=settle " + strconv.FormatInt(time.Now().UnixNano(), 10) + "\n")
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Sendto(fd, marker, 0, &unix.SockaddrUnix{Name: socketPath}); err != nil {
+		return fmt.Errorf("the settling marker: %w", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if bytes.Equal(d.sample(), marker) {
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			return errors.New("the drain did not read its settling marker in 10 s")
+		}
+	}
+}
+
 // sendOne sends one entry through send while nothing else sends, and
 // returns the datagram that arrived.
 func (d *drain) sendOne(send func() error) ([]byte, error) {
+	if err := d.settle(); err != nil {
+		return nil, err
+	}
 	before := d.counts()
 	if err := send(); err != nil {
 		return nil, fmt.Errorf("send: %w", err)
