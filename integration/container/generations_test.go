@@ -137,7 +137,7 @@ func TestRestartModeDebug(t *testing.T) {
 		// systemd's own entries from the new process before it executes
 		// the demo (SYSLOG_IDENTIFIER "(yle-demo)"): 257 logs them at
 		// debug for a debug restart.
-		demo := filter(entries, func(e entry) bool { return e.Get("SYSLOG_IDENTIFIER") == "newstyle-demo" })
+		demo := afterAnnouncement(t, filter(entries, func(e entry) bool { return e.Get("SYSLOG_IDENTIFIER") == "newstyle-demo" }))
 		executor := count(entries, func(e entry) bool { return strings.HasPrefix(e.Get("SYSLOG_IDENTIFIER"), "(") })
 		said := len(demo) > 0 && demo[0].Get("MESSAGE") == "service: DEBUG_INVOCATION is set: logging at debug level" &&
 			demo[0].Get("PRIORITY") == "7"

@@ -292,7 +292,7 @@ func TestDebugInvocation(t *testing.T) {
 	systemctl(t, "start", unit)
 	pid := show(t, unit, "MainPID")["MainPID"]
 	wantSetting(t, "service-log-level", "debug")
-	entries := requestEntries(t, pid, cursor, true)
+	entries := afterAnnouncement(t, requestEntries(t, pid, cursor, true))
 	if len(entries) == 0 || entries[0].Get("MESSAGE") != "service: DEBUG_INVOCATION is set: logging at debug level" || entries[0].Get("PRIORITY") != "7" {
 		t.Errorf("want the demo's first entry at debug, saying why:\n%s", dump(entries))
 	}
@@ -393,4 +393,15 @@ func TestWithoutBusName(t *testing.T) {
 	if n := count(entries, and(withMessage("request"), func(e entry) bool { return e.Get("_TRANSPORT") == "journal" })); n != 1 {
 		t.Errorf("want the request's native entry:\n%s", dump(entries))
 	}
+}
+
+// afterAnnouncement returns the demo's entries after the logger's first,
+// which says where it logs and why ("newstyle: logging to the journal").
+func afterAnnouncement(t *testing.T, entries []entry) []entry {
+	t.Helper()
+	if len(entries) == 0 || entries[0].Get("MESSAGE") != "newstyle: logging to the journal" || entries[0].Get("TARGET") != "journal" {
+		t.Errorf("want the demo's first entry to say where it logs:\n%s", dump(entries))
+		return entries
+	}
+	return entries[1:]
 }
