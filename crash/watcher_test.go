@@ -41,8 +41,21 @@ func TestMain(m *testing.M) {
 	if what := os.Getenv(helperEnv); what != "" {
 		os.Exit(helper(what))
 	}
-	os.Exit(m.Run())
+	dir, err := os.MkdirTemp("", "newstyle-crash-race-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	raceLog = filepath.Join(dir, "report")
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
+
+// raceLog is where the race detector writes the helpers' reports: under
+// -race, the helper's concurrent map writes are also a data race, and a
+// report on stderr would cut into the runtime's crash text the tests read.
+var raceLog string
 
 // helper is the program the tests run: it captures crashes, with the
 // stdout fallback as its target, says so on stderr, and does what.
@@ -226,7 +239,7 @@ func helperCmd(ctx context.Context, what string, env ...string) *exec.Cmd {
 	}
 	// The race detector makes a process sleep a second as it exits
 	// (atexit_sleep_ms): not the watcher's time.
-	cmd.Env = append(cmd.Env, "GORACE=atexit_sleep_ms=0", helperEnv+"="+what)
+	cmd.Env = append(cmd.Env, "GORACE=atexit_sleep_ms=0 log_path="+raceLog, helperEnv+"="+what)
 	cmd.Env = append(cmd.Env, env...)
 	return cmd
 }
