@@ -28,6 +28,7 @@ func main() {
 	n := flag.Int("n", 20000, "goroutines, each logging once")
 	ident := flag.String("ident", "stallchild", "SYSLOG_IDENTIFIER")
 	timeout := flag.Duration("timeout", time.Second, "SendTimeout")
+	writeTimeout := flag.Duration("write-timeout", time.Second, "WriteTimeout, for stdout (logger only)")
 	flag.Parse()
 
 	var send func(id int) error
@@ -47,10 +48,10 @@ func main() {
 		stats = w.Stats
 		dropped = func() uint64 { return 0 }
 	case "logger":
-		// The record's bound: SendTimeout for the journal, then as much
-		// for stdout.
+		// The record's bound: SendTimeout for the journal, then
+		// WriteTimeout for stdout.
 		h := newstyle.NewHandler(&newstyle.Options{Target: newstyle.TargetJournal, SyslogIdentifier: *ident,
-			SendTimeout: *timeout, WriteTimeout: *timeout})
+			SendTimeout: *timeout, WriteTimeout: *writeTimeout})
 		defer h.Close()
 		l := slog.New(h)
 		send = func(id int) error {
