@@ -258,6 +258,11 @@ func (s *socket) error(errno unix.Errno) error {
 	case unix.EAGAIN:
 		// Only ever returned once the wait has taken the whole timeout.
 		kind = ErrTimeout
+	case unix.EBADF:
+		// The socket was closed under a send already under way: the
+		// last Writer sharing it was closed (the congestion queue says
+		// so with EBADF too). That is ErrClosed, not a fault.
+		kind = ErrClosed
 	}
 	return &sendError{kind: kind, errno: errno, path: s.path}
 }

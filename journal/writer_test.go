@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
 	"github.com/newstyle-go/newstyle/internal/testutil"
@@ -410,5 +411,36 @@ func TestProbe(t *testing.T) {
 		t.Errorf("Probe sent %d entries", len(got)-1)
 	} else if v, _ := got[0].Get("MESSAGE"); v != "sentinel" {
 		t.Errorf("Probe sent an entry: %v", got[0].Entry)
+	}
+}
+
+// TestSocketErrorKinds checks the errno → sentinel table that every failed
+// send goes through, EBADF (a socket closed under a send, or the
+// congestion queue of a closed socket) included: it is counted as Closed,
+// not as Other.
+func TestSocketErrorKinds(t *testing.T) {
+	s := &socket{path: "/run/x"}
+	for _, tt := range []struct {
+		errno unix.Errno
+		want  error
+	}{
+		{unix.ENOENT, ErrNoSocket},
+		{unix.ENOTDIR, ErrNoSocket},
+		{unix.ECONNREFUSED, ErrNotListening},
+		{unix.EACCES, ErrPermission},
+		{unix.EPERM, ErrPermission},
+		{unix.EAGAIN, ErrTimeout},
+		{unix.EBADF, ErrClosed},
+		{unix.EMSGSIZE, errSend},
+	} {
+		err := s.error(tt.errno)
+		require.ErrorIs(t, err, tt.want, "errno %v", tt.errno)
+		require.ErrorIs(t, err, tt.errno)
+		var got, want counters
+		got.fail(err)
+		want.fail(tt.want)
+		for k := range got.errs {
+			require.Equal(t, want.errs[k].Load(), got.errs[k].Load(), "errno %v is counted as %v", tt.errno, tt.want)
+		}
 	}
 }
