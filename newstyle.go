@@ -23,6 +23,23 @@
 // instead, so nothing is lost, and the switch is reported once, in a
 // record of its own, not per record. The journal is tried again at most
 // once a second, and the way back is reported once too.
+//
+// # Options
+//
+// Every options type of the module (Options here, slogopts.HandlerOptions,
+// journal.WriterOptions and journal.AsyncOptions,
+// stdoutfallback.HandlerOptions, service.Options) follows one rule:
+//
+//   - a nil options pointer, and a field's zero value, mean the default
+//     that the field's doc names;
+//   - a negative value means "none" where none has a meaning: no bound
+//     for a timeout (journal's SendTimeout, stdout's WriteTimeout), no
+//     wait for AsyncOptions.Linger; and the default where it has none
+//     (AsyncOptions.QueueBytes; service's ShutdownTimeout, since systemd's
+//     TimeoutStopSec bounds every stop anyway);
+//   - where the zero value of a type is a real value that cannot mean the
+//     default (AsyncOptions.SyncPriority: PriEmerg), a named constant says
+//     the rest (journal.SyncEmergOnly, journal.NoSyncPriority).
 package newstyle
 
 import (

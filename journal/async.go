@@ -73,8 +73,8 @@ var ErrDropped = errors.New("journal: entry dropped: queue full")
 // The zero value is ready to use; each field documents its default.
 type AsyncOptions struct {
 	// QueueBytes bounds the encoded entries waiting to be sent, in bytes.
-	// Zero means DefaultQueueBytes (4 MiB). An entry larger than the
-	// whole queue is queued alone, when the queue is empty.
+	// Zero or a negative value means DefaultQueueBytes (4 MiB). An entry
+	// larger than the whole queue is queued alone, when the queue is empty.
 	QueueBytes int
 
 	// Linger is the longest an entry waits for others to share its

@@ -31,6 +31,10 @@
 // sentinels with [errors.Is] and is counted in [Writer.Stats]: no entry is
 // lost without a trace.
 //
+// WriterOptions and AsyncOptions follow the module's one rule for options
+// (package newstyle, "Options"): zero means the default, and a negative
+// timeout or Linger means none.
+//
 // # Handler
 //
 // [Handler] is a [log/slog.Handler] on a Writer: each record becomes one

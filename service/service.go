@@ -144,8 +144,9 @@ type Options struct {
 
 	// ShutdownTimeout bounds shutdown: the program's function returning
 	// and the OnStop hooks. It is counted from the stop signal, or from
-	// the function's return when it returns by itself. Zero means
-	// DefaultShutdownTimeout.
+	// the function's return when it returns by itself. Zero or a
+	// negative value means DefaultShutdownTimeout: a stop is always
+	// bounded (systemd's TimeoutStopSec bounds it anyway).
 	ShutdownTimeout time.Duration
 
 	// Reload, if set, is called on SIGHUP, between RELOADING=1 and
