@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/newstyle-go/newstyle"
+	"github.com/newstyle-go/newstyle/internal/testutil"
 )
 
 // The tests run the test binary again as a program that captures its
@@ -90,6 +91,8 @@ func helper(what string) int {
 		recurse(0)
 	case "nil":
 		go dereferenceNil(nil)
+	case "oom":
+		allocateTooMuch()
 	case "quit":
 		syscall.Kill(os.Getpid(), syscall.SIGQUIT)
 	case "many":
@@ -144,6 +147,42 @@ func recurse(n int) int {
 	//lint:ignore SA5007 the stack overflow the watcher must report
 	return recurse(n+1) + int(pad[3])
 }
+
+// allocateTooMuch runs out of memory as a program does that meets its
+// limit: its address space is capped (RLIMIT_AS) at what it maps now and
+// 512 MiB more, and it asks for 1 GiB. The runtime's mmap fails, and it
+// dies with "fatal error: out of memory", whatever the machine's memory
+// and overcommit policy (and with -race, whose shadow is mapped at start).
+func allocateTooMuch() {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		panic(err)
+	}
+	var vmSize uint64 // kB
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmSize:"); ok {
+			vmSize, _ = strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(v, "kB")), 10, 64)
+		}
+	}
+	limit := vmSize<<10 + 512<<20
+	if err := syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: limit, Max: limit}); err != nil {
+		panic(err)
+	}
+	b := make([]byte, oneGiB)
+	b[len(b)-1] = 1
+	fmt.Println(b[0])
+}
+
+// outOfMemory is how the runtime names allocateTooMuch's end. With
+// -race, the heap must lie in a range of its own, and the runtime names a
+// failed mapping there after that.
+var outOfMemory = map[bool]string{
+	false: "fatal error: out of memory",
+	true:  "fatal error: too many address space collisions for -race mode",
+}[testutil.RaceEnabled]
+
+// oneGiB is a variable, so that the allocation is made at run time.
+var oneGiB = 1 << 30
 
 type point struct{ x int }
 
@@ -292,6 +331,7 @@ func TestWatcherReportsCrashes(t *testing.T) {
 		{"nil", kindPanic, "panic: runtime error: invalid memory address or nil pointer dereference [signal SIGSEGV: segmentation violation",
 			pkg + "dereferenceNil("},
 		{"quit", kindSignal, "SIGQUIT: quit", "goroutine "},
+		{"oom", kindFatal, outOfMemory, pkg + "allocateTooMuch()"},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
 			t.Parallel()

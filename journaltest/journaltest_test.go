@@ -246,6 +246,9 @@ func TestEntryAccessors(t *testing.T) {
 	assert.Equal(t, 2, e.Count("A"))
 	assert.Equal(t, 0, e.Count("C"))
 	assert.Equal(t, [][]string{{"A=3", "B=2", "A=1"}}, pairs(e.collapse()))
+	assert.Equal(t, "2", e.Fields[1].String(), "Field.String: the value as text")
+	assert.Equal(t, "x\x00\ny", Field{Name: "B", Value: []byte("x\x00\ny")}.String(), "every byte kept")
+	assert.Equal(t, "v", fmt.Sprint(Field{Name: "N", Value: []byte("v")}), "a Field prints as its value")
 }
 
 func TestEncode(t *testing.T) {

@@ -4,7 +4,9 @@ package journaltest
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -140,4 +142,55 @@ func TestServerModelsVersion(t *testing.T) {
 	require.Len(t, got, 1)
 	v, _ := got[0].Get("MESSAGE")
 	assert.Equal(t, "one", v)
+}
+
+// fatalRecorder is a testing.TB whose Fatalf records the message and ends
+// its goroutine, as testing's does, so that a test can read what Wait
+// says when it gives up.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (r *fatalRecorder) Helper() {}
+
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// waitMessage runs srv.Wait for n entries on a recorder and returns what
+// it failed with ("" when it returned).
+func waitMessage(t *testing.T, srv *Server, n int) string {
+	r := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Wait(r, n, 20*time.Millisecond)
+	}()
+	<-done
+	return r.msg
+}
+
+// TestWaitSaysWhereToLook: when fewer entries came than a test waits for,
+// Wait names the socket the client should send to and, when set, the
+// environment variable that sends a newstyle logger elsewhere.
+func TestWaitSaysWhereToLook(t *testing.T) {
+	srv := NewServer(t)
+
+	t.Setenv("NEWSTYLE_LOG_TARGET", "")
+	msg := waitMessage(t, srv, 1)
+	assert.Contains(t, msg, "got 0 entries")
+	assert.Contains(t, msg, "want 1")
+	assert.Contains(t, msg, "is the client sending to "+srv.Path()+"?")
+	assert.NotContains(t, msg, "NEWSTYLE_LOG_TARGET")
+
+	t.Setenv("NEWSTYLE_LOG_TARGET", "stdout")
+	msg = waitMessage(t, srv, 1)
+	assert.Contains(t, msg, "NEWSTYLE_LOG_TARGET=stdout is set")
+	assert.Contains(t, msg, "Options.IgnoreEnv")
+
+	fd := dgramSender(t)
+	require.NoError(t, unix.Sendto(fd, []byte("MESSAGE=m\n"), 0, &unix.SockaddrUnix{Name: srv.Path()}))
+	assert.Empty(t, waitMessage(t, srv, 1), "Wait returns once the entries are there")
 }
