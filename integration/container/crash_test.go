@@ -391,3 +391,57 @@ func procStatus(t *testing.T, pid string) map[string]string {
 	}
 	return m
 }
+
+// TestCrashStorm: crashes in quick succession, each restarted by
+// Restart=on-failure after RestartSec=, are one crit entry each, of the
+// PID that crashed, and leave no watcher behind: once the storm is over,
+// the unit's cgroup holds the running program and its one watcher.
+func TestCrashStorm(t *testing.T) {
+	const crashes = 4 // within systemd's default start limit, 5 in 10 s
+	resetFailed(unit) // and its start-limit count
+	running(t)
+	cursor := ct.mark(t)
+	crashed := map[string]bool{}
+	for range crashes {
+		pid, _ := crashDemo(t, "goroutine")
+		crashed[pid] = true
+	}
+	entries := critJournal(t, cursor, func(es []entry) bool { return count(es, isCrash) >= crashes })
+	perPID := map[string]int{}
+	for _, e := range entries {
+		if !isCrash(e) {
+			t.Errorf("an entry at crit or worse that is not a crash's: %s", dump([]entry{e}))
+			continue
+		}
+		perPID[e.Get(crash.FieldPID)]++
+	}
+	for pid := range crashed {
+		if perPID[pid] != 1 {
+			t.Errorf("process %s crashed once; %d crash entries name it", pid, perPID[pid])
+		}
+	}
+	if len(entries) != crashes {
+		t.Errorf("%d crash entries for %d crashes:\n%s", len(entries), crashes, dump(entries))
+	}
+
+	pid := running(t)
+	want := map[string]bool{pid: true, watcherOf(t, pid): true}
+	cg := show(t, unit, "ControlGroup")["ControlGroup"]
+	// The processes of the unit's cgroup, as /proc tells (cgroup v2:
+	// "0::/system.slice/UNIT").
+	procs, err := ct.exec("sh", "-c", `for f in /proc/[0-9]*/cgroup; do
+		grep -qxF "0::$1" "$f" 2>/dev/null && p=${f#/proc/} && echo "${p%/cgroup}"
+	done; true`, "sh", cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range strings.Fields(procs) {
+		if !want[p] {
+			cmdline, _ := ct.exec("cat", "/proc/"+p+"/cmdline")
+			t.Errorf("process %s (%q) left in the unit after the storm; want the program %s and its watcher alone", p, cmdline, pid)
+		}
+	}
+	if n := len(strings.Fields(procs)); n != len(want) {
+		t.Errorf("the unit holds %d processes (%s), want %d", n, procs, len(want))
+	}
+}
