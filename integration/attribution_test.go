@@ -177,17 +177,13 @@ func TestAttributesCannotClaimAnotherUnit(t *testing.T) {
 	for _, flag := range []string{"-u", "--user-unit"} {
 		want := slices.Sorted(slices.Values(wantControl[flag]))
 		var got []unitLine
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		testutil.Poll(10*time.Second, 100*time.Millisecond, func() bool {
 			var err error
 			if got, err = unitEntries(flag, controlUnit); err != nil {
 				t.Fatal(err)
 			}
-			if len(got) >= len(want) || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return len(got) >= len(want)
+		})
 		var msgs []string
 		for _, l := range got {
 			if l.ident != controlIdent {
