@@ -39,13 +39,15 @@ func TestLoggersLeakNoDescriptors(t *testing.T) {
 		}
 	}
 	hs = nil
-	deadline := time.Now().Add(5 * time.Second)
-	for testutil.OpenFDs(t) > base {
-		if time.Now().After(deadline) {
-			t.Fatalf("closed and dropped loggers still hold %d descriptors", testutil.OpenFDs(t)-base)
+	var open int
+	if !testutil.Poll(5*time.Second, 10*time.Millisecond, func() bool {
+		if open = testutil.OpenFDs(t); open <= base {
+			return true
 		}
 		runtime.GC()
-		time.Sleep(10 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("closed and dropped loggers still hold %d descriptors", open-base)
 	}
 
 	for i := 0; i < 1000; i++ {

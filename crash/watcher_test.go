@@ -501,13 +501,10 @@ func TestWatcherAsSystemdSeesIt(t *testing.T) {
 	// functions before this package's: then it is the program's binary
 	// with what it inherited. Wait until it is a watcher.
 	progComm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid))
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+	require.True(t, testutil.Poll(10*time.Second, time.Millisecond, func() bool {
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", w))
-		if string(comm) == string(progComm) {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the watcher did not start in 10 s")
-	}
+		return string(comm) == string(progComm)
+	}), "the watcher did not start in 10 s")
 
 	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", w))
 	require.NoError(t, err)
@@ -535,13 +532,13 @@ func TestWatcherAsSystemdSeesIt(t *testing.T) {
 		}
 		return n, which
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		n, which := held()
-		if n == 0 {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the watcher still holds the program's sockets after 5 s:%s", which)
-	}
+	var which string
+	released := testutil.Poll(5*time.Second, time.Millisecond, func() bool {
+		var n int
+		n, which = held()
+		return n == 0
+	})
+	require.True(t, released, "the watcher still holds the program's sockets after 5 s:%s", which)
 
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGABRT,
 		syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE} {
@@ -552,10 +549,10 @@ func TestWatcherAsSystemdSeesIt(t *testing.T) {
 	require.NoError(t, stdin.Close())
 	require.NoError(t, cmd.Wait())
 	ended := time.Now()
-	for procState(w) != "" && procState(w) != "Z" {
-		require.Less(t, time.Since(ended), time.Second, "the watcher outlived the program by a second")
-		time.Sleep(time.Millisecond)
-	}
+	require.True(t, testutil.Poll(time.Second, time.Millisecond, func() bool {
+		s := procState(w)
+		return s == "" || s == "Z"
+	}), "the watcher outlived the program by a second")
 	t.Logf("the watcher ended %v after the program", time.Since(ended).Round(time.Millisecond))
 	rest, _ := io.ReadAll(out)
 	assert.Empty(t, string(rest))

@@ -476,7 +476,8 @@ func checkDropReports(t *testing.T, entries []entry) dropReports {
 // returned: each Flush sends those queued before it.
 func flushUntilJournal(t *testing.T, flush func(context.Context) error, q query, done func([]entry) bool) []entry {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	var entries []entry
+	testutil.Poll(30*time.Second, 50*time.Millisecond, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := flush(ctx)
 		cancel()
@@ -484,14 +485,12 @@ func flushUntilJournal(t *testing.T, flush func(context.Context) error, q query,
 			t.Fatalf("Flush: %v", err)
 		}
 		syncJournal(t)
-		entries, err := readJournal(q)
-		if err != nil {
+		if entries, err = readJournal(q); err != nil {
 			t.Fatal(err)
 		}
-		if done(entries) || time.Now().After(deadline) {
-			return entries
-		}
-	}
+		return done(entries)
+	})
+	return entries
 }
 
 // readSyncedJournal reads the journal for q once journald has stored all
@@ -528,12 +527,8 @@ func untilRestartDone(m restartMarks) func([]entry) bool {
 // within timeout.
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, timeout)
-		}
-		time.Sleep(2 * time.Millisecond)
+	if !testutil.Poll(timeout, 2*time.Millisecond, cond) {
+		t.Fatalf("no %s within %v", what, timeout)
 	}
 }
 

@@ -39,19 +39,57 @@ var attributionFields = []string{
 // with the real fields, prove that the same journalctl queries do list
 // entries that claim a unit: the check can fail.
 func TestAttributesCannotClaimAnotherUnit(t *testing.T) {
+	a := newAttributionRun(t)
+	a.logClaims(t)
+	a.sendControls(t)
+	a.checkClaimsStored(t)
+	a.checkControlsListed(t)
+	a.checkVictimListsNone(t)
+}
+
+// attributionRun is one run of TestAttributesCannotClaimAnotherUnit: the
+// unit the records claim, the unit the controls claim, and what was sent.
+type attributionRun struct {
+	ident, controlIdent string
+	victim, controlUnit string
+	cases               []attributionCase
+	// wantControl holds, by journalctl flag, the control messages it
+	// must list.
+	wantControl map[string][]string
+}
+
+// attributionCase is a record that claims the victim unit: one per way
+// of reaching a reserved name.
+type attributionCase struct {
+	key   string // what the case is about, in MESSAGE
+	log   func(l *slog.Logger, msg string)
+	field string // the field the value must arrive in
+	extra map[string]string
+}
+
+// message is the MESSAGE of the i-th case.
+func (c attributionCase) message(i int) string { return fmt.Sprintf("claim %d via %s", i, c.key) }
+
+// newAttributionRun names the run's identifiers and units.
+func newAttributionRun(t *testing.T) *attributionRun {
 	ident := uniqueIdent(t)
 	run := strings.TrimPrefix(ident, "it-")
-	victim := "victim-" + run + ".service"
-	controlUnit := "victim-control-" + run + ".service"
+	a := &attributionRun{
+		ident:        ident,
+		controlIdent: ident + "-control",
+		victim:       "victim-" + run + ".service",
+		controlUnit:  "victim-control-" + run + ".service",
+		wantControl:  make(map[string][]string),
+	}
+	a.cases = attributionCases(a.victim)
+	return a
+}
 
-	// One record per way of reaching a reserved name: the key as users
-	// write it, in upper case, dotted, and through groups and With.
-	cases := []struct {
-		key   string // what the case is about, in MESSAGE
-		log   func(l *slog.Logger, msg string)
-		field string // the field the value must arrive in
-		extra map[string]string
-	}{
+// attributionCases are the records that claim victim: one per way of
+// reaching a reserved name, the key as users write it, in upper case,
+// dotted, and through groups and With.
+func attributionCases(victim string) []attributionCase {
+	return []attributionCase{
 		{key: "object.systemd_unit", field: "F_OBJECT_SYSTEMD_UNIT"},
 		{key: "OBJECT_SYSTEMD_UNIT", field: "F_OBJECT_SYSTEMD_UNIT"},
 		{key: "object_systemd_user_unit", field: "F_OBJECT_SYSTEMD_USER_UNIT"},
@@ -92,63 +130,73 @@ func TestAttributesCannotClaimAnotherUnit(t *testing.T) {
 			log: func(l *slog.Logger, msg string) { l.With("user_unit", victim).Info(msg) },
 		},
 	}
+}
+
+// logClaims logs the records of the cases through a newstyle logger to
+// the journal.
+func (a *attributionRun) logClaims(t *testing.T) {
 	logger := newstyle.NewLogger(&newstyle.Options{
 		Target:           newstyle.TargetJournal,
-		SyslogIdentifier: ident,
+		SyslogIdentifier: a.ident,
 		Stdout:           testutil.FailWriter{TB: t},
 	})
-	for i, c := range cases {
-		msg := fmt.Sprintf("claim %d via %s", i, c.key)
+	for i, c := range a.cases {
+		msg := c.message(i)
 		if c.log != nil {
 			c.log(logger, msg)
 		} else {
-			logger.Info(msg, c.key, victim)
+			logger.Info(msg, c.key, a.victim)
 		}
 	}
+}
 
-	// The controls: the real fields, which only the strict Writer sends,
-	// one per way a root sender that is not PID 1 can claim a unit (UNIT=
-	// counts only from PID 1, so it has none).
-	controlIdent := ident + "-control"
-	w := newWriter(t, journal.WriterOptions{SyslogIdentifier: controlIdent})
+// sendControls sends the controls: the real fields, which only the strict
+// Writer sends, one per way a root sender that is not PID 1 can claim a
+// unit (UNIT= counts only from PID 1, so it has none).
+func (a *attributionRun) sendControls(t *testing.T) {
+	t.Helper()
+	w := newWriter(t, journal.WriterOptions{SyslogIdentifier: a.controlIdent})
 	controls := []struct {
 		flag   string // the journalctl option that must list it
 		fields []journal.Field
 	}{
-		{"-u", []journal.Field{journal.StringField("OBJECT_SYSTEMD_UNIT", controlUnit)}},
+		{"-u", []journal.Field{journal.StringField("OBJECT_SYSTEMD_UNIT", a.controlUnit)}},
 		{"-u", []journal.Field{
 			journal.StringField("MESSAGE_ID", coredumpMessageID),
-			journal.StringField("COREDUMP_UNIT", controlUnit),
+			journal.StringField("COREDUMP_UNIT", a.controlUnit),
 		}},
-		{"--user-unit", []journal.Field{journal.StringField("OBJECT_SYSTEMD_USER_UNIT", controlUnit)}},
-		{"--user-unit", []journal.Field{journal.StringField("USER_UNIT", controlUnit)}},
-		{"--user-unit", []journal.Field{journal.StringField("COREDUMP_USER_UNIT", controlUnit)}},
+		{"--user-unit", []journal.Field{journal.StringField("OBJECT_SYSTEMD_USER_UNIT", a.controlUnit)}},
+		{"--user-unit", []journal.Field{journal.StringField("USER_UNIT", a.controlUnit)}},
+		{"--user-unit", []journal.Field{journal.StringField("COREDUMP_USER_UNIT", a.controlUnit)}},
 	}
-	wantControl := make(map[string][]string) // by flag, the messages it must list
 	for i, c := range controls {
 		msg := fmt.Sprintf("control %d via %s", i, c.fields[len(c.fields)-1].Name)
 		if err := w.Send(msg, journal.PriInfo, c.fields...); err != nil {
 			t.Fatalf("control Send %q: %v", msg, err)
 		}
-		wantControl[c.flag] = append(wantControl[c.flag], msg)
+		a.wantControl[c.flag] = append(a.wantControl[c.flag], msg)
 	}
+}
 
-	// (a) Every record is in the journal, its value in the prefixed field.
-	entries := waitEntries(t, query{ident: ident}, len(cases))
+// checkClaimsStored: every record is in the journal, its value in the
+// prefixed field, and none has a field that attributes it to a unit.
+func (a *attributionRun) checkClaimsStored(t *testing.T) {
+	t.Helper()
+	entries := waitEntries(t, query{ident: a.ident}, len(a.cases))
 	syncJournal(t)
-	if again, err := readJournal(query{ident: ident}); err == nil {
+	if again, err := readJournal(query{ident: a.ident}); err == nil {
 		entries = again
 	}
-	if len(entries) != len(cases) {
-		t.Fatalf("journal has %d entries for %s, want %d, one per record", len(entries), ident, len(cases))
+	if len(entries) != len(a.cases) {
+		t.Fatalf("journal has %d entries for %s, want %d, one per record", len(entries), a.ident, len(a.cases))
 	}
 	byMessage := make(map[string]entry, len(entries))
 	for _, e := range entries {
 		m, _ := e.Value("MESSAGE")
 		byMessage[m] = e
 	}
-	for i, c := range cases {
-		msg := fmt.Sprintf("claim %d via %s", i, c.key)
+	for i, c := range a.cases {
+		msg := c.message(i)
 		e, ok := byMessage[msg]
 		if !ok {
 			t.Errorf("no entry %q in the journal", msg)
@@ -157,8 +205,8 @@ func TestAttributesCannotClaimAnotherUnit(t *testing.T) {
 		want := map[string]string{
 			"MESSAGE":           msg,
 			"PRIORITY":          "6",
-			"SYSLOG_IDENTIFIER": ident,
-			c.field:             victim,
+			"SYSLOG_IDENTIFIER": a.ident,
+			c.field:             a.victim,
 		}
 		for k, v := range c.extra {
 			want[k] = v
@@ -172,26 +220,27 @@ func TestAttributesCannotClaimAnotherUnit(t *testing.T) {
 			}
 		})
 	}
+}
 
-	// The control entries are listed: the query below can see a claim.
+// checkControlsListed: journalctl -u and --user-unit list the control
+// entries under the control unit, and nothing else: the query of
+// checkVictimListsNone can see a claim.
+func (a *attributionRun) checkControlsListed(t *testing.T) {
+	t.Helper()
 	for _, flag := range []string{"-u", "--user-unit"} {
-		want := slices.Sorted(slices.Values(wantControl[flag]))
+		want := slices.Sorted(slices.Values(a.wantControl[flag]))
 		var got []unitLine
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		testutil.Poll(10*time.Second, 100*time.Millisecond, func() bool {
 			var err error
-			if got, err = unitEntries(flag, controlUnit); err != nil {
+			if got, err = unitEntries(flag, a.controlUnit); err != nil {
 				t.Fatal(err)
 			}
-			if len(got) >= len(want) || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return len(got) >= len(want)
+		})
 		var msgs []string
 		for _, l := range got {
-			if l.ident != controlIdent {
-				t.Errorf("journalctl %s %s lists an entry that is not a control: %s", flag, controlUnit, l)
+			if l.ident != a.controlIdent {
+				t.Errorf("journalctl %s %s lists an entry that is not a control: %s", flag, a.controlUnit, l)
 				continue
 			}
 			msgs = append(msgs, l.message)
@@ -199,19 +248,23 @@ func TestAttributesCannotClaimAnotherUnit(t *testing.T) {
 		slices.Sort(msgs)
 		if !slices.Equal(msgs, want) {
 			t.Errorf("journalctl %s %s lists %q, want the control entries %q: the check below could not fail",
-				flag, controlUnit, msgs, want)
+				flag, a.controlUnit, msgs, want)
 		}
 	}
+}
 
-	// (b) None of the records is listed under the victim unit. Every one
-	// is stored by now (above), so one reading is the answer.
+// checkVictimListsNone: journalctl -u and --user-unit list none of the
+// records under the victim unit. Every one is stored by now
+// (checkClaimsStored), so one reading is the answer.
+func (a *attributionRun) checkVictimListsNone(t *testing.T) {
+	t.Helper()
 	for _, flag := range []string{"-u", "--user-unit"} {
-		got, err := unitEntries(flag, victim)
+		got, err := unitEntries(flag, a.victim)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, l := range got {
-			t.Errorf("journalctl %s %s lists an entry of %s: %s", flag, victim, l.ident, l)
+			t.Errorf("journalctl %s %s lists an entry of %s: %s", flag, a.victim, l.ident, l)
 		}
 	}
 }

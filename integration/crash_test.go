@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/newstyle-go/newstyle/crash"
+	"github.com/newstyle-go/newstyle/internal/testutil"
 )
 
 // The crash watcher (package crash) against a real journald: a crash's
@@ -77,11 +78,7 @@ func (r *crashRun) watcherGone() bool {
 // waitWatcher waits up to timeout for the watcher to end.
 func (r *crashRun) waitWatcher(t *testing.T, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !r.watcherGone() {
-		require.True(t, time.Now().Before(deadline), "the watcher still runs after %v", timeout)
-		time.Sleep(5 * time.Millisecond)
-	}
+	require.True(t, testutil.Poll(timeout, 5*time.Millisecond, r.watcherGone), "the watcher still runs after %v", timeout)
 }
 
 // crashOutput returns what the runtime wrote to stderr from the line

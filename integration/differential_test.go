@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/newstyle-go/newstyle/internal/testutil"
 	"github.com/newstyle-go/newstyle/journal"
 	"github.com/newstyle-go/newstyle/journaltest"
 )
@@ -400,19 +401,18 @@ func describe(entries []storedEntry) string {
 // datagram sent to it.
 func waitMark(t *testing.T, srv *journaltest.Server) []journaltest.Received {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got := srv.Received()
+	var got []journaltest.Received
+	if !testutil.Poll(30*time.Second, 5*time.Millisecond, func() bool {
+		got = srv.Received()
 		if n := len(got); n > 0 {
-			if _, ok := got[n-1].Get(diffMarkField); ok {
-				return got
-			}
+			_, ok := got[n-1].Get(diffMarkField)
+			return ok
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: no mark after 30s (errors: %v)", srv.Path(), srv.Err())
-		}
-		time.Sleep(5 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("%s: no mark after 30s (errors: %v)", srv.Path(), srv.Err())
 	}
+	return got
 }
 
 // runAsNobody runs this test binary as the user nobody in the child mode

@@ -17,19 +17,39 @@ import (
 // binary form or are otherwise easy to get wrong, and reads each back from
 // journalctl byte for byte.
 func TestFieldsRoundTrip(t *testing.T) {
+	for _, tt := range fieldsCases() {
+		t.Run(tt.name, func(t *testing.T) {
+			ident, w := sendFieldsCase(t, tt)
+			e := readOnlyEntry(t, ident)
+			checkClientFields(t, e, tt, ident)
+			checkTrustedFields(t, e)
+			if st := w.Stats(); st.Entries != 1 || st.Errors.Total() != 0 {
+				t.Errorf("Stats() = %+v, want 1 entry and no errors", st)
+			}
+		})
+	}
+}
+
+// fieldsCase is one entry of TestFieldsRoundTrip.
+type fieldsCase struct {
+	name     string
+	message  string
+	priority journal.Priority
+	fields   []journal.Field
+	// identField: the entry carries its own SYSLOG_IDENTIFIER field
+	// instead of relying on the Writer's.
+	identField bool
+}
+
+// fieldsCases are the entries of TestFieldsRoundTrip: multi-line, NUL
+// bytes, bytes that are not UTF-8, empty values, equals signs, a field
+// repeated, an identifier of the entry's own.
+func fieldsCases() []fieldsCase {
 	allBytes := make([]byte, 256)
 	for i := range allBytes {
 		allBytes[i] = byte(i)
 	}
-	tests := []struct {
-		name     string
-		message  string
-		priority journal.Priority
-		fields   []journal.Field
-		// identField: the entry carries its own SYSLOG_IDENTIFIER field
-		// instead of relying on the Writer's.
-		identField bool
-	}{
+	return []fieldsCase{
 		{
 			name:     "multi-line value",
 			message:  "an entry with a multi-line value",
@@ -102,61 +122,74 @@ func TestFieldsRoundTrip(t *testing.T) {
 			identField: true,
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ident := uniqueIdent(t)
-			opts := journal.WriterOptions{SyslogIdentifier: ident}
-			fields := tt.fields
-			if tt.identField {
-				opts.SyslogIdentifier = "not-" + ident
-				fields = append(slices.Clone(fields), journal.StringField("SYSLOG_IDENTIFIER", ident))
-			}
-			w := newWriter(t, opts)
-			if err := w.Send(tt.message, tt.priority, fields...); err != nil {
-				t.Fatalf("Send: %v", err)
-			}
+}
 
-			entries := waitEntries(t, query{ident: ident}, 1)
-			if len(entries) != 1 {
-				t.Fatalf("journal has %d entries with SYSLOG_IDENTIFIER=%s, want 1", len(entries), ident)
-			}
-			e := entries[0]
+// sendFieldsCase sends the entry of tt through a Writer of its own, under
+// an identifier of its own, and returns both.
+func sendFieldsCase(t *testing.T, tt fieldsCase) (ident string, w *journal.Writer) {
+	t.Helper()
+	ident = uniqueIdent(t)
+	opts := journal.WriterOptions{SyslogIdentifier: ident}
+	fields := tt.fields
+	if tt.identField {
+		opts.SyslogIdentifier = "not-" + ident
+		fields = append(slices.Clone(fields), journal.StringField("SYSLOG_IDENTIFIER", ident))
+	}
+	w = newWriter(t, opts)
+	if err := w.Send(tt.message, tt.priority, fields...); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	return ident, w
+}
 
-			// What the entry must hold, every value of every field that a
-			// client may set, and nothing more of those.
-			want := map[string][][]byte{
-				"MESSAGE":           {[]byte(tt.message)},
-				"PRIORITY":          {[]byte(strconv.Itoa(int(tt.priority)))},
-				"SYSLOG_IDENTIFIER": {[]byte(ident)},
-			}
-			for _, f := range tt.fields {
-				want[f.Name] = append(want[f.Name], f.Value)
-			}
-			for name, values := range want {
-				// journald orders a repeated field's values its own way.
-				got := sortedValues(e[name])
-				if w := sortedValues(values); !slices.EqualFunc(got, w, bytes.Equal) {
-					t.Errorf("%s = %q, want %q", name, got, w)
-				}
-			}
-			for name, values := range e {
-				if _, ok := want[name]; !ok && !strings.HasPrefix(name, "_") {
-					t.Errorf("unexpected field %s = %q", name, values)
-				}
-			}
-			// Trusted fields, which journald sets and a client cannot.
-			for name, value := range map[string]string{
-				"_TRANSPORT": "journal",
-				"_PID":       strconv.Itoa(os.Getpid()),
-			} {
-				if got, err := e.Value(name); err != nil || got != value {
-					t.Errorf("%s = %q (%v), want %q", name, got, err, value)
-				}
-			}
-			if st := w.Stats(); st.Entries != 1 || st.Errors.Total() != 0 {
-				t.Errorf("Stats() = %+v, want 1 entry and no errors", st)
-			}
-		})
+// readOnlyEntry waits for the entry of ident, and fails the test unless
+// it is the only one.
+func readOnlyEntry(t *testing.T, ident string) entry {
+	t.Helper()
+	entries := waitEntries(t, query{ident: ident}, 1)
+	if len(entries) != 1 {
+		t.Fatalf("journal has %d entries with SYSLOG_IDENTIFIER=%s, want 1", len(entries), ident)
+	}
+	return entries[0]
+}
+
+// checkClientFields: e holds every value of every field of tt that a
+// client may set, and nothing more of those.
+func checkClientFields(t *testing.T, e entry, tt fieldsCase, ident string) {
+	t.Helper()
+	want := map[string][][]byte{
+		"MESSAGE":           {[]byte(tt.message)},
+		"PRIORITY":          {[]byte(strconv.Itoa(int(tt.priority)))},
+		"SYSLOG_IDENTIFIER": {[]byte(ident)},
+	}
+	for _, f := range tt.fields {
+		want[f.Name] = append(want[f.Name], f.Value)
+	}
+	for name, values := range want {
+		// journald orders a repeated field's values its own way.
+		got := sortedValues(e[name])
+		if w := sortedValues(values); !slices.EqualFunc(got, w, bytes.Equal) {
+			t.Errorf("%s = %q, want %q", name, got, w)
+		}
+	}
+	for name, values := range e {
+		if _, ok := want[name]; !ok && !strings.HasPrefix(name, "_") {
+			t.Errorf("unexpected field %s = %q", name, values)
+		}
+	}
+}
+
+// checkTrustedFields: e holds the trusted fields, which journald sets and
+// a client cannot, of an entry this process sent natively.
+func checkTrustedFields(t *testing.T, e entry) {
+	t.Helper()
+	for name, value := range map[string]string{
+		"_TRANSPORT": "journal",
+		"_PID":       strconv.Itoa(os.Getpid()),
+	} {
+		if got, err := e.Value(name); err != nil || got != value {
+			t.Errorf("%s = %q (%v), want %q", name, got, err, value)
+		}
 	}
 }
 

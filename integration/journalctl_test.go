@@ -64,20 +64,17 @@ func readJournal(q query) ([]entry, error) {
 // keeps failing; the caller checks the entries.
 func waitJournal(t *testing.T, q query, timeout time.Duration, done func([]entry) bool) []entry {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		entries, err := readJournal(q)
-		if err == nil && done(entries) {
-			return entries
-		}
-		if time.Now().After(deadline) {
-			if err != nil {
-				t.Fatalf("reading the journal for %v: %v", timeout, err)
-			}
-			return entries
-		}
-		time.Sleep(100 * time.Millisecond)
+	var (
+		entries []entry
+		err     error
+	)
+	if !testutil.Poll(timeout, 100*time.Millisecond, func() bool {
+		entries, err = readJournal(q)
+		return err == nil && done(entries)
+	}) && err != nil {
+		t.Fatalf("reading the journal for %v: %v", timeout, err)
 	}
+	return entries
 }
 
 // waitEntries waits up to 10 s for at least n entries of q and returns

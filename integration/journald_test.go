@@ -196,18 +196,25 @@ func startJournald(namespace string) (*journald, error) {
 // waitListening waits until the journald's socket takes datagrams. A socket
 // file left by a journald that was killed does not count.
 func (j *journald) waitListening() error {
-	deadline := time.Now().Add(journaldStartTimeout)
-	for !listening(j.socket) {
+	var exited bool
+	if !testutil.Poll(journaldStartTimeout, 10*time.Millisecond, func() bool {
+		if listening(j.socket) {
+			return true
+		}
 		select {
 		case <-j.exited:
-			return fmt.Errorf("%s exited (%v) before listening on %s; its output:\n%s",
-				j, j.waitErr, j.socket, j.output)
-		case <-time.After(10 * time.Millisecond):
+			exited = true
+			return true // no use waiting
+		default:
+			return false
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not listening on %s after %v; its output:\n%s",
-				j, j.socket, journaldStartTimeout, j.output)
-		}
+	}) {
+		return fmt.Errorf("%s not listening on %s after %v; its output:\n%s",
+			j, j.socket, journaldStartTimeout, j.output)
+	}
+	if exited {
+		return fmt.Errorf("%s exited (%v) before listening on %s; its output:\n%s",
+			j, j.waitErr, j.socket, j.output)
 	}
 	return nil
 }
@@ -244,26 +251,27 @@ func (j *journald) signal(sig syscall.Signal) error {
 // a signal is delivered a moment after kill(2) returns.
 func (j *journald) waitState(ok func(state byte) bool) error {
 	path := fmt.Sprintf("/proc/%d/stat", j.cmd.Process.Pid)
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
+	var (
+		state byte
+		err   error // reading the state, which ends the wait
+	)
+	if !testutil.Poll(2*time.Second, time.Millisecond, func() bool {
+		var data []byte
+		if data, err = os.ReadFile(path); err != nil {
+			return true
 		}
 		// PID (COMM) STATE ...; COMM may hold anything, even ") ".
 		i := bytes.LastIndexByte(data, ')')
 		if i < 0 || i+2 >= len(data) {
-			return fmt.Errorf("%s: cannot parse %q", path, data)
+			err = fmt.Errorf("%s: cannot parse %q", path, data)
+			return true
 		}
-		state := data[i+2]
-		if ok(state) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: state still %c after 2s", j, state)
-		}
-		time.Sleep(time.Millisecond)
+		state = data[i+2]
+		return ok(state)
+	}) {
+		return fmt.Errorf("%s: state still %c after 2s", j, state)
 	}
+	return err
 }
 
 // kill kills the journald with SIGKILL, as a crash would, and returns once

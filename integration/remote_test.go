@@ -247,31 +247,35 @@ func (r *remoteRun) messages() []string {
 // It fails the test at once if either daemon exits.
 func (r *remoteRun) wait(t *testing.T, since time.Time, messages []string) time.Duration {
 	t.Helper()
-	deadline := time.Now().Add(remoteArriveTimeout)
-	for {
-		es, err := readJournal(query{ident: r.ident, directory: r.outDir, fields: []string{"MESSAGE"}})
+	var (
+		es  []entry
+		err error
+	)
+	if !testutil.Poll(remoteArriveTimeout, 100*time.Millisecond, func() bool {
+		es, err = readJournal(query{ident: r.ident, directory: r.outDir, fields: []string{"MESSAGE"}})
 		if err == nil {
 			got := make(map[string]bool)
 			for _, e := range es {
 				got[e.Get("MESSAGE")] = true
 			}
 			if !slices.ContainsFunc(messages, func(m string) bool { return !got[m] }) {
-				return time.Since(since)
+				return true
 			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v the central journal has %d entries for %s (%v), want those of %q; "+
-				"journal-remote's output:\n%s\njournal-upload's output:\n%s",
-				remoteArriveTimeout, len(es), r.ident, err, messages, r.remote.output, r.upload.output)
 		}
 		select {
 		case <-r.remote.exited:
 			t.Fatalf("journal-remote exited (%v); its output:\n%s", r.remote.waitErr, r.remote.output)
 		case <-r.upload.exited:
 			t.Fatalf("journal-upload exited (%v); its output:\n%s", r.upload.waitErr, r.upload.output)
-		case <-time.After(100 * time.Millisecond):
+		default:
 		}
+		return false
+	}) {
+		t.Fatalf("after %v the central journal has %d entries for %s (%v), want those of %q; "+
+			"journal-remote's output:\n%s\njournal-upload's output:\n%s",
+			remoteArriveTimeout, len(es), r.ident, err, messages, r.remote.output, r.upload.output)
 	}
+	return time.Since(since)
 }
 
 // stored returns the entries sent, as the central journal and the local
@@ -495,21 +499,26 @@ func freeLoopbackPort() (int, error) {
 // waitTCP waits up to 10 s until d accepts connections on 127.0.0.1:port.
 func waitTCP(d *remoteDaemon, port int) error {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var exited bool
+	if !testutil.Poll(10*time.Second, 20*time.Millisecond, func() bool {
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			c.Close()
-			return nil
+			return true
 		}
 		select {
 		case <-d.exited:
-			return fmt.Errorf("%s exited (%v) before listening on %s; its output:\n%s", d.name, d.waitErr, addr, d.output)
-		case <-time.After(20 * time.Millisecond):
+			exited = true
+			return true // no use waiting
+		default:
+			return false
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not listening on %s after 10s; its output:\n%s", d.name, addr, d.output)
-		}
+	}) {
+		return fmt.Errorf("%s not listening on %s after 10s; its output:\n%s", d.name, addr, d.output)
 	}
+	if exited {
+		return fmt.Errorf("%s exited (%v) before listening on %s; its output:\n%s", d.name, d.waitErr, addr, d.output)
+	}
+	return nil
 }
 
 // short quotes a value for a failure message, cut to 200 bytes.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/newstyle-go/newstyle/internal/testutil"
 	"github.com/newstyle-go/newstyle/journaltest"
 )
 
@@ -169,12 +170,13 @@ func TestAsyncDropNewestReports(t *testing.T) {
 	// A report is queued each time the sender has made room, so there may
 	// be several; each Flush delivers those queued before it.
 	var reported, records, reports int
-	for deadline := time.Now().Add(10 * time.Second); (reported < dropped || records < sent) && time.Now().Before(deadline); {
+	testutil.Poll(10*time.Second, 0, func() bool { // each Flush is the wait
 		if err := w.Flush(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		reported, records, reports = countReports(t, srv.Received())
-	}
+		return reported >= dropped && records >= sent
+	})
 	if records != sent || reported != dropped {
 		t.Errorf("%d records and reports of %d dropped; want %d and %d", records, reported, sent, dropped)
 	}
@@ -238,14 +240,15 @@ func TestAsyncSyncPriority(t *testing.T) {
 	// In journald's socket, in order, when the crit Send returned: the
 	// stand-in reads them a moment later.
 	var msgs []string
-	for deadline := time.Now().Add(5 * time.Second); len(msgs) < 3 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+	testutil.Poll(5*time.Second, time.Millisecond, func() bool {
 		msgs = msgs[:0]
 		for _, r := range srv.Received() {
 			if m, _ := r.Get("MESSAGE"); m != "fill" {
 				msgs = append(msgs, m)
 			}
 		}
-	}
+		return len(msgs) >= 3
+	})
 	if strings.Join(msgs, ",") != "info,err,crit" {
 		t.Errorf("journal has %q, want info,err,crit", msgs)
 	}

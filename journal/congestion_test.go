@@ -175,12 +175,12 @@ func TestWaitersDeliveredWhenJournaldReads(t *testing.T) {
 	}
 	// Every sender waits before journald reads again: one as the leader,
 	// in the kernel, the others queued.
-	deadline := time.Now().Add(5 * time.Second)
-	for sockOf(t, w).q.waiting.Load() < waiters-1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d senders queued, want %d", sockOf(t, w).q.waiting.Load(), waiters-1)
-		}
-		time.Sleep(time.Millisecond)
+	var queued int64
+	if !testutil.Poll(5*time.Second, time.Millisecond, func() bool {
+		queued = sockOf(t, w).q.waiting.Load()
+		return queued >= waiters-1
+	}) {
+		t.Fatalf("%d senders queued, want %d", queued, waiters-1)
 	}
 	srv.Resume()
 	wg.Wait()
@@ -272,13 +272,15 @@ func TestWritersShareOneSocket(t *testing.T) {
 	if n := testutil.OpenFDs(t); n > base+1 {
 		t.Errorf("1000 unclosed Writers: %d descriptors open, %d before", n, base)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for testutil.OpenFDs(t) != base {
-		if time.Now().After(deadline) {
-			t.Fatalf("unclosed, unreachable Writers still hold %d descriptors", testutil.OpenFDs(t)-base)
+	var open int
+	if !testutil.Poll(5*time.Second, 10*time.Millisecond, func() bool {
+		if open = testutil.OpenFDs(t); open == base {
+			return true
 		}
 		runtime.GC()
-		time.Sleep(10 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("unclosed, unreachable Writers still hold %d descriptors", open-base)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/newstyle-go/newstyle/internal/testutil"
 )
 
 // dgramSender returns an unbound unixgram socket, closed when the test ends.
@@ -36,10 +38,7 @@ func send(t *testing.T, fd int, s *Server, data []byte, fds ...int) {
 // waitErr waits until the Server has recorded a problem, and returns it.
 func waitErr(t *testing.T, s *Server) error {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Err() == nil && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Poll(5*time.Second, time.Millisecond, func() bool { return s.Err() != nil })
 	return s.Err()
 }
 

@@ -70,19 +70,19 @@ func privateBus(t *testing.T) string {
 		cmd.Process.Kill()
 		<-exited
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	if !testutil.Poll(10*time.Second, 5*time.Millisecond, func() bool {
 		if c, err := net.Dial("unix", sock); err == nil {
 			c.Close()
-			break
+			return true
 		}
 		select {
 		case <-exited:
 			t.Fatalf("dbus-daemon exited: %s", stderr.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dbus-daemon did not listen within 10s: %s", stderr.String())
-		}
+		return false
+	}) {
+		t.Fatalf("dbus-daemon did not listen within 10s: %s", stderr.String())
 	}
 	addr := "unix:path=" + sock
 	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", addr)

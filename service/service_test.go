@@ -951,12 +951,8 @@ func TestAsyncLogsFlushedOnEveryWayOut(t *testing.T) {
 			t.Fatalf("exit status %d", code)
 		}
 		// Run flushed: the entry is in the socket; the stand-in reads it.
-		deadline := time.Now().Add(5 * time.Second)
-		for !hasMessage(srv, "queued before the return") {
-			if time.Now().After(deadline) {
-				t.Fatal("the queued record is not in the journal after Run returned")
-			}
-			time.Sleep(time.Millisecond)
+		if !testutil.Poll(5*time.Second, time.Millisecond, func() bool { return hasMessage(srv, "queued before the return") }) {
+			t.Fatal("the queued record is not in the journal after Run returned")
 		}
 	})
 	for _, way := range []string{"panic in Go", "SIGABRT"} {
@@ -995,10 +991,7 @@ func TestAsyncLogsFlushedOnEveryWayOut(t *testing.T) {
 			}
 			// The stand-in reads asynchronously: give it the moment it needs
 			// before concluding the record was not in the socket.
-			for deadline := time.Now().Add(5 * time.Second); !flushed && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-				flushed = hasMessage(srv, "queued before the end")
-			}
-			if !flushed {
+			if !flushed && !testutil.Poll(5*time.Second, time.Millisecond, func() bool { return hasMessage(srv, "queued before the end") }) {
 				t.Error("the queued record is not in the journal when the process ends")
 			}
 			if way == "panic in Go" {

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/newstyle-go/newstyle/internal/testutil"
 )
 
 const (
@@ -108,16 +110,21 @@ func boot(name, tree, binDir, consolePath string) (_ *container, err error) {
 	}()
 
 	deadline := time.Now().Add(bootTimeout)
-	for c.init == 0 {
+	var exited bool
+	if !testutil.Poll(bootTimeout, 20*time.Millisecond, func() bool {
 		select {
 		case <-c.exited:
-			return nil, fmt.Errorf("systemd-nspawn exited during boot: %v", c.waitErr)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return nil, errors.New("the container's init did not start in time")
+			exited = true
+			return true // no use waiting
+		default:
 		}
 		c.init = containerInit(c.nspawn.Process.Pid)
+		return c.init != 0
+	}) {
+		return nil, errors.New("the container's init did not start in time")
+	}
+	if exited {
+		return nil, fmt.Errorf("systemd-nspawn exited during boot: %v", c.waitErr)
 	}
 	if c.netns, err = unix.Open(fmt.Sprintf("/proc/%d/ns/net", c.init), unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
 		return nil, fmt.Errorf("the container's network namespace: %w", err)

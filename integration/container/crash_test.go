@@ -33,8 +33,8 @@ func critJournal(t *testing.T, cursor string, done func([]entry) bool) []entry {
 	if _, err := ct.exec("journalctl", "--sync"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	var entries []entry
+	testutil.Poll(15*time.Second, 100*time.Millisecond, func() bool {
 		out, err := ct.exec("journalctl", "-u", unit, "-p", "crit", "--cursor="+cursor, "-o", "json", "--all", "--no-pager", "--quiet")
 		if err != nil {
 			t.Fatal(err)
@@ -43,12 +43,10 @@ func critJournal(t *testing.T, cursor string, done func([]entry) bool) []entry {
 		if err != nil {
 			t.Fatal(err)
 		}
-		entries := filter(all, func(e entry) bool { return e.Get("__CURSOR") != cursor })
-		if done(entries) || time.Now().After(deadline) {
-			return entries
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		entries = filter(all, func(e entry) bool { return e.Get("__CURSOR") != cursor })
+		return done(entries)
+	})
+	return entries
 }
 
 // crashDemo makes the running demo crash by /crash?kind=kind (a query
@@ -365,15 +363,17 @@ func watcherPID(pid string) string {
 // goes by the program's name), within 10 s.
 func watcherOf(t *testing.T, pid string) string {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if w := watcherPID(pid); w != "" {
-			if comm, err := ct.exec("cat", "/proc/"+w+"/comm"); err == nil && strings.TrimSpace(comm) == "newstyle-demo" {
-				return w
-			}
+	var w string
+	if !testutil.Poll(10*time.Second, 20*time.Millisecond, func() bool {
+		if w = watcherPID(pid); w == "" {
+			return false
 		}
+		comm, err := ct.exec("cat", "/proc/"+w+"/comm")
+		return err == nil && strings.TrimSpace(comm) == "newstyle-demo"
+	}) {
+		t.Fatalf("no crash watcher of %s within 10 s", pid)
 	}
-	t.Fatalf("no crash watcher of %s within 10 s", pid)
-	return ""
+	return w
 }
 
 // procStatus reads /proc/PID/status in the container.

@@ -83,14 +83,12 @@ func running(t *testing.T) string {
 // passes, and returns the last read.
 func waitProps(t *testing.T, timeout time.Duration, ok func(map[string]string) bool, names ...string) map[string]string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		p := show(t, unit, names...)
-		if ok(p) || time.Now().After(deadline) {
-			return p
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var p map[string]string
+	testutil.Poll(timeout, 50*time.Millisecond, func() bool {
+		p = show(t, unit, names...)
+		return ok(p)
+	})
+	return p
 }
 
 // get makes a request to the demo from inside the container.
@@ -316,12 +314,10 @@ func TestReload(t *testing.T) {
 	// The reload job ends when kill does: the demo may not have read the
 	// file yet.
 	var body string
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if body = strings.TrimSpace(mustGet(t, "/", http.StatusOK)); body == greeting {
-			break
-		}
-	}
-	if body != greeting {
+	if !testutil.Poll(5*time.Second, 50*time.Millisecond, func() bool {
+		body = strings.TrimSpace(mustGet(t, "/", http.StatusOK))
+		return body == greeting
+	}) {
 		t.Errorf("after reload: GET / = %q, want %q", body, greeting)
 	}
 	mine := fromPID(pid)

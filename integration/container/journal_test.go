@@ -67,20 +67,17 @@ func (c *container) waitJournal(t *testing.T, cursor string, timeout time.Durati
 // journalMatching).
 func (c *container) waitJournalMatching(t *testing.T, cursor string, timeout time.Duration, done func([]entry) bool, match ...string) []entry {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		entries, err := c.journalMatching(cursor, match...)
-		if err == nil && done(entries) {
-			return entries
-		}
-		if time.Now().After(deadline) {
-			if err != nil {
-				t.Fatalf("reading the journal: %v", err)
-			}
-			return entries
-		}
-		time.Sleep(100 * time.Millisecond)
+	var (
+		entries []entry
+		err     error
+	)
+	if !testutil.Poll(timeout, 100*time.Millisecond, func() bool {
+		entries, err = c.journalMatching(cursor, match...)
+		return err == nil && done(entries)
+	}) && err != nil {
+		t.Fatalf("reading the journal: %v", err)
 	}
+	return entries
 }
 
 // filter returns the entries keep accepts.

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/newstyle-go/newstyle/internal/testutil"
 	"github.com/newstyle-go/newstyle/journal"
 )
 
@@ -189,20 +190,20 @@ func isSuppressed(e entry) bool { return e.Get("MESSAGE_ID") == suppressedMessag
 // readBurstReport polls for a report of burstchild, for at most d.
 func readBurstReport(t *testing.T, path string, d time.Duration) burstReport {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		out, err := ct.exec("cat", path)
-		if err == nil {
-			var rep burstReport
-			require.NoError(t, json.Unmarshal([]byte(out), &rep), "%s: %q", path, out)
-			return rep
-		}
-		if time.Now().After(deadline) {
-			out, _ := ct.exec("sh", "-c", "systemctl status --no-pager 'burst-*' 2>&1")
-			t.Fatalf("no %s within %v: %v\n%s", path, d, err, out)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var (
+		out string
+		err error
+	)
+	if !testutil.Poll(d, 100*time.Millisecond, func() bool {
+		out, err = ct.exec("cat", path)
+		return err == nil
+	}) {
+		out, _ := ct.exec("sh", "-c", "systemctl status --no-pager 'burst-*' 2>&1")
+		t.Fatalf("no %s within %v: %v\n%s", path, d, err, out)
 	}
+	var rep burstReport
+	require.NoError(t, json.Unmarshal([]byte(out), &rep), "%s: %q", path, out)
+	return rep
 }
 
 // checkBurstReport: the program saw no error, and Stats counts every
@@ -220,16 +221,14 @@ func checkBurstReport(t *testing.T, unitName string, rep burstReport, sent int) 
 // exited or failed, for at most d, and returns its last state.
 func waitUnit(t *testing.T, unitName string, d time.Duration) map[string]string {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		p := show(t, unitName, "ActiveState", "SubState", "Result", "ExecMainStatus")
-		if p["SubState"] == "exited" || p["ActiveState"] == "failed" || time.Now().After(deadline) {
-			if p["ActiveState"] == "failed" || p["SubState"] != "exited" {
-				out, _ := ct.exec("journalctl", "-u", unitName, "-n", "20", "--no-pager")
-				t.Logf("%s:\n%s", unitName, strings.TrimSpace(out))
-			}
-			return p
-		}
-		time.Sleep(200 * time.Millisecond)
+	var p map[string]string
+	testutil.Poll(d, 200*time.Millisecond, func() bool {
+		p = show(t, unitName, "ActiveState", "SubState", "Result", "ExecMainStatus")
+		return p["SubState"] == "exited" || p["ActiveState"] == "failed"
+	})
+	if p["ActiveState"] == "failed" || p["SubState"] != "exited" {
+		out, _ := ct.exec("journalctl", "-u", unitName, "-n", "20", "--no-pager")
+		t.Logf("%s:\n%s", unitName, strings.TrimSpace(out))
 	}
+	return p
 }
