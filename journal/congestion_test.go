@@ -216,8 +216,9 @@ func TestWaitersFailFastWhenJournaldGoes(t *testing.T) {
 	for i := 0; i < waiters; i++ {
 		go func() { errs <- w.Send("waiting", PriInfo) }()
 	}
-	for sockOf(t, w).q.waiting.Load() < waiters-1 { // and one leads
-		time.Sleep(time.Millisecond)
+	queued := func() bool { return sockOf(t, w).q.waiting.Load() >= waiters-1 } // and one leads
+	if !testutil.Poll(10*time.Second, time.Millisecond, queued) {
+		t.Fatalf("%d senders queued after 10 s, want %d", sockOf(t, w).q.waiting.Load(), waiters-1)
 	}
 	start := time.Now()
 	srv.Close()
