@@ -175,6 +175,7 @@ func (r *run) markdown() string {
 	fmt.Fprintf(&b, "%s; %s; %d CPUs; %s. %s entries a measurement, %d interleaved rounds%s; medians, min–max over the rounds.\n\n",
 		r.when.UTC().Format("2006-01-02 15:04 MST"), r.systemd, r.cpus, r.goVersion, thousands(float64(r.entries)), r.rounds, r.warmupNote())
 	fmt.Fprintf(&b, "journald's rate limit: %s. By default journald keeps 10,000 entries per 30 s from each unit and drops the rest (README: \"journald's rate limit\"); these figures are what it stores with none.\n\n", r.rateLimit)
+	fmt.Fprintf(&b, "journald's files: %s, so that no measurement crosses a rotation.\n\n", fileLimits)
 	fmt.Fprintf(&b, "Load average (1 minute): %.2f before the run, %.2f after it; a quiet run stays at or under %.2f (%.1f × %d CPUs).\n\n",
 		r.loadBefore, r.loadAfter, r.loadLimit(), loadPerCPU, r.cpus)
 	why := r.noise()
