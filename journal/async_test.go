@@ -142,8 +142,7 @@ func TestAsyncDropNewestReports(t *testing.T) {
 	// journald's socket queue is filled first, so that the Writer's own
 	// queue fills and stays full: else its sender may move what it holds
 	// into journald's queue before Stats is read (Queued 0, seen in CI).
-	for i := 0; i < 10000 && sockOf(t, w).fill([]byte("MESSAGE=fill\n")) == 0; i++ {
-	}
+	fillQueue(t, w)
 	// Entries of 1 KiB, until 1,000 were dropped.
 	pad := Field{Name: "PAD", Value: bytes.Repeat([]byte("p"), 1<<10)}
 	sent, dropped := 0, 0
@@ -227,8 +226,7 @@ func TestAsyncSyncPriority(t *testing.T) {
 	w := newAsyncWriter(t, srv.Path(), timeout, AsyncOptions{})
 	srv.Pause()
 	// Fill journald's queue so that nothing more goes through.
-	for i := 0; i < 10000 && sockOf(t, w).fill([]byte("MESSAGE=fill\n")) == 0; i++ {
-	}
+	fillQueue(t, w)
 	start := time.Now()
 	if err := w.Send("info", PriInfo); err != nil {
 		t.Fatal(err)

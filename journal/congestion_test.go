@@ -157,12 +157,7 @@ func TestWaitersDeliveredWhenJournaldReads(t *testing.T) {
 	w := newTestWriter(t, srv.Path(), WriterOptions{SendTimeout: 10 * time.Second})
 	srv.Pause()
 	// Fill the queue so that the next senders must wait.
-	filled := 0
-	for ; filled < 10000; filled++ {
-		if sockOf(t, w).fill([]byte("MESSAGE=fill\n")) != 0 {
-			break
-		}
-	}
+	filled := fillQueue(t, w)
 	const waiters = 500
 	var wg sync.WaitGroup
 	errs := make(chan error, waiters)
@@ -175,13 +170,7 @@ func TestWaitersDeliveredWhenJournaldReads(t *testing.T) {
 	}
 	// Every sender waits before journald reads again: one as the leader,
 	// in the kernel, the others queued.
-	var queued int64
-	if !testutil.Poll(5*time.Second, time.Millisecond, func() bool {
-		queued = sockOf(t, w).q.waiting.Load()
-		return queued >= waiters-1
-	}) {
-		t.Fatalf("%d senders queued, want %d", queued, waiters-1)
-	}
+	waitQueued(t, w, waiters-1, 5*time.Second)
 	srv.Resume()
 	wg.Wait()
 	close(errs)
@@ -209,17 +198,13 @@ func TestWaitersFailFastWhenJournaldGoes(t *testing.T) {
 	srv := journaltest.NewServer(t)
 	w := newTestWriter(t, srv.Path(), WriterOptions{SendTimeout: 30 * time.Second})
 	srv.Pause()
-	for i := 0; i < 10000 && sockOf(t, w).fill([]byte("MESSAGE=fill\n")) == 0; i++ {
-	}
+	fillQueue(t, w)
 	const waiters = 50
 	errs := make(chan error, waiters)
 	for i := 0; i < waiters; i++ {
 		go func() { errs <- w.Send("waiting", PriInfo) }()
 	}
-	queued := func() bool { return sockOf(t, w).q.waiting.Load() >= waiters-1 } // and one leads
-	if !testutil.Poll(10*time.Second, time.Millisecond, queued) {
-		t.Fatalf("%d senders queued after 10 s, want %d", sockOf(t, w).q.waiting.Load(), waiters-1)
-	}
+	waitQueued(t, w, waiters-1, 10*time.Second) // and one leads
 	start := time.Now()
 	srv.Close()
 	for i := 0; i < waiters; i++ {
@@ -288,6 +273,32 @@ func TestWritersShareOneSocket(t *testing.T) {
 // fill makes one attempt to send data as a datagram, without waiting:
 // what the tests fill a socket's queue with.
 func (s *socket) fill(data []byte) unix.Errno { return s.sendto(data, nil, unix.MSG_DONTWAIT) }
+
+// fillQueue fills the socket queue of w's journald (a paused stand-in)
+// with "MESSAGE=fill" datagrams until it refuses one, 10,000 at most, so
+// that the next sends must wait; it returns how many went in.
+func fillQueue(t testing.TB, w *Writer) int {
+	t.Helper()
+	s := sockOf(t, w)
+	n := 0
+	for n < 10000 && s.fill([]byte("MESSAGE=fill\n")) == 0 {
+		n++
+	}
+	return n
+}
+
+// waitQueued waits, at most timeout, until n senders are queued on w's
+// socket behind its leader.
+func waitQueued(t testing.TB, w *Writer, n int64, timeout time.Duration) {
+	t.Helper()
+	var queued int64
+	if !testutil.Poll(timeout, time.Millisecond, func() bool {
+		queued = sockOf(t, w).q.waiting.Load()
+		return queued >= n
+	}) {
+		t.Fatalf("%d senders queued after %v, want %d", queued, timeout, n)
+	}
+}
 
 // Senders whose times run out at every point of a send — queued, taken
 // for a send, promoted to lead — all return within their bound, and the
