@@ -83,7 +83,6 @@ func main() {
 	goroutines := flag.Int("goroutines", 1, "internal: goroutines of the child")
 	entries := flag.Int("entries", 200000, "entries per measurement")
 	rounds := flag.Int("rounds", 3, "rounds, each measuring every client (3 at least for a run that can be quiet)")
-	warmup := flag.Int("warmup", 1, "rounds run first and not counted: the first round after the machine settled runs slower (a fresh journald's and the child's first pages, the CPUs' first work after idling)")
 	gList := flag.String("g", "1,4", "comma-separated numbers of goroutines to measure each client with")
 	only := flag.String("clients", "", "comma-separated clients to measure (default: all)")
 	settle := flag.Duration("settle", 3*time.Minute, "before the first round and after the last, wait at most this long for the load average to fall to 0.3 × CPUs (0: read it at once)")
@@ -115,11 +114,11 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if *entries < 1 || *rounds < 1 || *warmup < 0 {
-		fmt.Fprintln(os.Stderr, "e2e: -entries and -rounds must be 1 or more, -warmup 0 or more")
+	if *entries < 1 || *rounds < 1 {
+		fmt.Fprintln(os.Stderr, "e2e: -entries and -rounds must be 1 or more")
 		os.Exit(2)
 	}
-	if err := measureAll(*entries, *rounds, *warmup, gs, *settle, *svg, *md); err != nil {
+	if err := measureAll(*entries, *rounds, gs, *settle, *svg, *md); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
@@ -131,7 +130,7 @@ type result struct {
 	cpu    float64 // client CPU µs per entry
 }
 
-func measureAll(entries, rounds, warmup int, gs []int, settle time.Duration, svgPath, mdPath string) error {
+func measureAll(entries, rounds int, gs []int, settle time.Duration, svgPath, mdPath string) error {
 	if os.Getenv("NEWSTYLE_PRIVATE_NS") != "1" {
 		return errors.New("run me in scripts/private-ns.sh (make bench-e2e): I start and stop journald, and wipe its journal")
 	}
@@ -142,7 +141,7 @@ func measureAll(entries, rounds, warmup int, gs []int, settle time.Duration, svg
 	if err := writeFileLimits(); err != nil {
 		return err
 	}
-	r := &run{entries: entries, rounds: rounds, warmup: warmup, clients: clients, gs: gs, res: map[string]map[int][]result{}}
+	r := &run{entries: entries, rounds: rounds, clients: clients, gs: gs, res: map[string]map[int][]result{}}
 	r.when = time.Now()
 	r.goVersion = runtime.Version()
 	r.cpus = runtime.NumCPU()
@@ -156,27 +155,19 @@ func measureAll(entries, rounds, warmup int, gs []int, settle time.Duration, svg
 	for _, c := range clients {
 		r.res[c] = map[int][]result{}
 	}
-	// Rounds from -warmup on; those before 0 are run the same way and
-	// not counted.
-	for round := -warmup; round < rounds; round++ {
-		name := fmt.Sprintf("round %d", round+1)
-		if round < 0 {
-			name = fmt.Sprintf("warm-up %d", round+warmup+1)
-		}
+	for round := 0; round < rounds; round++ {
 		for _, g := range gs {
 			order := append([]string(nil), clients...)
 			// Interleaved: each round starts with another client.
-			k := (round + warmup) % len(order)
+			k := round % len(order)
 			order = append(order[k:], order[:k]...)
 			for _, c := range order {
-				m, err := measure(exe, c, g, entries, round+warmup)
+				m, err := measure(exe, c, g, entries, round)
 				if err != nil {
-					return fmt.Errorf("%s, %d goroutines, %s: %w", c, g, name, err)
+					return fmt.Errorf("%s, %d goroutines, round %d: %w", c, g, round+1, err)
 				}
-				fmt.Printf("%-9s  %-15s %d goroutine(s): %8.0f entries/s  %6.2f µs CPU/entry\n", name, c, g, m.perSec, m.cpu)
-				if round >= 0 {
-					r.res[c][g] = append(r.res[c][g], m)
-				}
+				fmt.Printf("round %d  %-15s %d goroutine(s): %8.0f entries/s  %6.2f µs CPU/entry\n", round+1, c, g, m.perSec, m.cpu)
+				r.res[c][g] = append(r.res[c][g], m)
 			}
 		}
 	}

@@ -48,7 +48,6 @@ func (m machine) loadLimit() float64 { return loadPerCPU * float64(m.cpus) }
 type run struct {
 	machine
 	entries, rounds int
-	warmup          int // rounds run first and not counted
 	clients         []string
 	gs              []int
 	res             map[string]map[int][]result
@@ -172,8 +171,8 @@ func (r *run) hasRatioClients() bool {
 func (r *run) markdown() string {
 	var b strings.Builder
 	b.WriteString("# make bench-e2e\n\n")
-	fmt.Fprintf(&b, "%s; %s; %d CPUs; %s. %s entries a measurement, %d interleaved rounds%s; medians, min–max over the rounds.\n\n",
-		r.when.UTC().Format("2006-01-02 15:04 MST"), r.systemd, r.cpus, r.goVersion, thousands(float64(r.entries)), r.rounds, r.warmupNote())
+	fmt.Fprintf(&b, "%s; %s; %d CPUs; %s. %s entries a measurement, %d interleaved rounds; medians, min–max over the rounds.\n\n",
+		r.when.UTC().Format("2006-01-02 15:04 MST"), r.systemd, r.cpus, r.goVersion, thousands(float64(r.entries)), r.rounds)
 	fmt.Fprintf(&b, "journald's rate limit: %s. By default journald keeps 10,000 entries per 30 s from each unit and drops the rest (README: \"journald's rate limit\"); these figures are what it stores with none.\n\n", r.rateLimit)
 	fmt.Fprintf(&b, "journald's files: %s, so that no measurement crosses a rotation.\n\n", fileLimits)
 	fmt.Fprintf(&b, "Load average (1 minute): %.2f before the run, %.2f after it; a quiet run stays at or under %.2f (%.1f × %d CPUs).\n\n",
@@ -324,15 +323,4 @@ func niceStep(v float64) float64 {
 		}
 	}
 	return 10 * p
-}
-
-// warmupNote says how many rounds ran first, uncounted.
-func (r *run) warmupNote() string {
-	switch r.warmup {
-	case 0:
-		return ""
-	case 1:
-		return ", after 1 warm-up round (run the same way, not counted)"
-	}
-	return fmt.Sprintf(", after %d warm-up rounds (run the same way, not counted)", r.warmup)
 }

@@ -146,12 +146,3 @@ func TestNiceStep(t *testing.T) {
 		assert.Equal(t, want, niceStep(in), "%v", in)
 	}
 }
-
-func TestMarkdownWarmup(t *testing.T) {
-	r := quietRun()
-	assert.NotContains(t, r.markdown(), "warm-up")
-	r.warmup = 1
-	assert.Contains(t, r.markdown(), "200,000 entries a measurement, 3 interleaved rounds, after 1 warm-up round (run the same way, not counted); medians")
-	r.warmup = 2
-	assert.Contains(t, r.markdown(), "after 2 warm-up rounds (run the same way, not counted)")
-}
