@@ -10,9 +10,10 @@
 // workload from a child process with -g goroutines, timed from the
 // child's first send until `journalctl --sync` returns (journald has
 // stored everything sent before), then checked: journalctl must count
-// every entry back. Rounds interleave the clients; the report gives
-// medians with the least and greatest round beside them, and medians of
-// per-round ratios.
+// every entry back. Rounds interleave the clients; with -best K, a round
+// makes K passes over the clients and keeps each one's fastest (see
+// fastest). The report gives medians with the least and greatest round
+// beside them, and medians of per-round ratios.
 //
 // Whether the figures can be trusted is part of the report: the 1-minute
 // load average before the first round and after the last (each read once
@@ -83,6 +84,7 @@ func main() {
 	goroutines := flag.Int("goroutines", 1, "internal: goroutines of the child")
 	entries := flag.Int("entries", 200000, "entries per measurement")
 	rounds := flag.Int("rounds", 3, "rounds, each measuring every client (3 at least for a run that can be quiet)")
+	best := flag.Int("best", 1, "passes over the clients in a round: the round keeps each client's fastest measurement")
 	gList := flag.String("g", "1,4", "comma-separated numbers of goroutines to measure each client with")
 	only := flag.String("clients", "", "comma-separated clients to measure (default: all)")
 	settle := flag.Duration("settle", 3*time.Minute, "before the first round and after the last, wait at most this long for the load average to fall to 0.3 × CPUs (0: read it at once)")
@@ -114,11 +116,11 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if *entries < 1 || *rounds < 1 {
-		fmt.Fprintln(os.Stderr, "e2e: -entries and -rounds must be 1 or more")
+	if *entries < 1 || *rounds < 1 || *best < 1 {
+		fmt.Fprintln(os.Stderr, "e2e: -entries, -rounds and -best must be 1 or more")
 		os.Exit(2)
 	}
-	if err := measureAll(*entries, *rounds, gs, *settle, *svg, *md); err != nil {
+	if err := measureAll(*entries, *rounds, *best, gs, *settle, *svg, *md); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
@@ -130,7 +132,7 @@ type result struct {
 	cpu    float64 // client CPU µs per entry
 }
 
-func measureAll(entries, rounds int, gs []int, settle time.Duration, svgPath, mdPath string) error {
+func measureAll(entries, rounds, best int, gs []int, settle time.Duration, svgPath, mdPath string) error {
 	if os.Getenv("NEWSTYLE_PRIVATE_NS") != "1" {
 		return errors.New("run me in scripts/private-ns.sh (make bench-e2e): I start and stop journald, and wipe its journal")
 	}
@@ -141,7 +143,7 @@ func measureAll(entries, rounds int, gs []int, settle time.Duration, svgPath, md
 	if err := writeFileLimits(); err != nil {
 		return err
 	}
-	r := &run{entries: entries, rounds: rounds, clients: clients, gs: gs, res: map[string]map[int][]result{}}
+	r := &run{entries: entries, rounds: rounds, best: best, clients: clients, gs: gs, res: map[string]map[int][]result{}}
 	r.when = time.Now()
 	r.goVersion = runtime.Version()
 	r.cpus = runtime.NumCPU()
@@ -157,16 +159,27 @@ func measureAll(entries, rounds int, gs []int, settle time.Duration, svgPath, md
 	}
 	for round := 0; round < rounds; round++ {
 		for _, g := range gs {
-			order := append([]string(nil), clients...)
-			// Interleaved: each round starts with another client.
-			k := round % len(order)
-			order = append(order[k:], order[:k]...)
-			for _, c := range order {
-				m, err := measure(exe, c, g, entries, round)
-				if err != nil {
-					return fmt.Errorf("%s, %d goroutines, round %d: %w", c, g, round+1, err)
+			// best passes over the clients, each starting with another
+			// client (and each round with another again), so that a
+			// client's measurements are spread over the round.
+			ms := map[string][]result{}
+			for pass := 0; pass < best; pass++ {
+				k := (round*best + pass) % len(clients)
+				order := append(append([]string(nil), clients[k:]...), clients[:k]...)
+				for _, c := range order {
+					m, err := measure(exe, c, g, entries, round)
+					if err != nil {
+						return fmt.Errorf("%s, %d goroutines, round %d: %w", c, g, round+1, err)
+					}
+					fmt.Printf("round %d.%d  %-15s %d goroutine(s): %8.0f entries/s  %6.2f µs CPU/entry\n", round+1, pass+1, c, g, m.perSec, m.cpu)
+					ms[c] = append(ms[c], m)
 				}
-				fmt.Printf("round %d  %-15s %d goroutine(s): %8.0f entries/s  %6.2f µs CPU/entry\n", round+1, c, g, m.perSec, m.cpu)
+			}
+			for _, c := range clients {
+				m := fastest(ms[c])
+				if best > 1 {
+					fmt.Printf("round %d    %-15s %d goroutine(s): %8.0f entries/s  %6.2f µs CPU/entry (the fastest of %d)\n", round+1, c, g, m.perSec, m.cpu, best)
+				}
 				r.res[c][g] = append(r.res[c][g], m)
 			}
 		}
@@ -180,6 +193,25 @@ func measureAll(entries, rounds int, gs []int, settle time.Duration, svgPath, md
 		return err
 	}
 	return os.WriteFile(svgPath, []byte(r.chart()), 0o644)
+}
+
+// fastest is the measurement of the most entries/s, with its CPU: the
+// figure of a round that measures each client more than once (-best).
+// On a shared machine, what others run only ever slows a measurement
+// down, and it comes in bursts of seconds: on the 2-vCPU VM of the
+// published figures, at load 0.0, 40 back-to-back measurements of the
+// ceiling (1.1 s each) gave 88,000–94,000 entries/s, and 12 of them
+// 61,000–81,000; three back-to-back measurements were at times all slow.
+// So a round makes -best passes over the clients, and a client's
+// measurements are spread over it.
+func fastest(ms []result) result {
+	best := ms[0]
+	for _, m := range ms[1:] {
+		if m.perSec > best.perSec {
+			best = m
+		}
+	}
+	return best
 }
 
 // loadAverage reads the 1-minute load average.

@@ -118,6 +118,20 @@ func TestMarkdownQuiet(t *testing.T) {
 	}
 }
 
+// A round that measures each client several times keeps the fastest
+// measurement, with its own CPU, and the report and chart say so.
+func TestBestOf(t *testing.T) {
+	ms := []result{{60000, 8}, {90000, 6}, {75000, 7}}
+	assert.Equal(t, result{90000, 6}, fastest(ms))
+	assert.Equal(t, result{1, 2}, fastest([]result{{1, 2}}))
+
+	r := quietRun()
+	assert.NotContains(t, r.markdown(), "fastest of")
+	r.best = 3
+	assert.Contains(t, r.markdown(), "200,000 entries a measurement, 3 interleaved rounds, each keeping a client's fastest of 3 measurements, made in turn with the others'")
+	assert.Contains(t, r.chart(), "median of 3 rounds (each the fastest of 3), whiskers min–max")
+}
+
 func TestMarkdownSubsetHasNoRatios(t *testing.T) {
 	r := quietRun()
 	r.clients = []string{"newstyle", "ceiling"}
