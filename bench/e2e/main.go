@@ -23,7 +23,7 @@
 // fewer than 3 rounds; a noisy run says why and prints no headline ratio.
 //
 // E2E_CPUPROFILE=PREFIX makes each measurement's child write a CPU
-// profile (runtime/pprof) of its sending to PREFIX.e2e-CLIENT-G-ROUND.
+// profile (runtime/pprof) of its sending to PREFIX.e2e-CLIENT-G-ROUND-PASS.
 package main
 
 import (
@@ -167,7 +167,7 @@ func measureAll(entries, rounds, best int, gs []int, settle time.Duration, svgPa
 				k := (round*best + pass) % len(clients)
 				order := append(append([]string(nil), clients[k:]...), clients[:k]...)
 				for _, c := range order {
-					m, err := measure(exe, c, g, entries, round)
+					m, err := measure(exe, c, g, entries, round, pass)
 					if err != nil {
 						return fmt.Errorf("%s, %d goroutines, round %d: %w", c, g, round+1, err)
 					}
@@ -292,13 +292,14 @@ func rateLimit() (string, bool) {
 }
 
 // measure runs one client against a fresh journald.
-func measure(exe, client string, g, entries, round int) (result, error) {
+func measure(exe, client string, g, entries, round, pass int) (result, error) {
 	stop, err := startJournald()
 	if err != nil {
 		return result{}, err
 	}
 	defer stop()
-	ident := fmt.Sprintf("e2e-%s-%d-%d", client, g, round)
+	// One name a measurement: each pass's CPU profile is kept.
+	ident := fmt.Sprintf("e2e-%s-%d-%d-%d", client, g, round, pass)
 	cmd := exec.Command(exe, "-child", client, "-goroutines", strconv.Itoa(g), "-entries", strconv.Itoa(entries))
 	cmd.Args[0] = ident // slog-journal takes SYSLOG_IDENTIFIER from os.Args[0]
 	cmd.Env = append(os.Environ(), "E2E_IDENT="+ident)
